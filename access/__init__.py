@@ -1,0 +1,1 @@
+"""Principals and permissions: who a user is, as document access lists name them."""

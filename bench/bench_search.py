@@ -1,0 +1,108 @@
+"""Search latency of the embedded index on 100,000 chunks, query encoding excluded.
+
+Vectors are random unit vectors (384-d, as e5-small); terms follow a Zipf distribution over a
+vocabulary mixing English words and CJK bigrams, 120 terms a chunk. Access lists: 1% of documents
+carry group:one-percent, 50% carry group:half; the searcher holds only that group, so each run
+measures a filter admitting 1% or 50% of the chunks. Prints a Markdown table.
+
+    .venv/bin/python bench/bench_search.py [--chunks 100000] [--queries 200]
+"""
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kbsearch.search.backends.base import IndexChunk, SearchFilters  # noqa: E402
+from kbsearch.search.backends.embedded import EmbeddedIndexBackend  # noqa: E402
+from kbsearch.search.ranking import rank_documents  # noqa: E402
+
+DIM = 384
+
+
+def vocabulary(size: int, rng) -> list[str]:
+    han = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]
+    words = []
+    for i in range(size):
+        if i % 3 == 0:
+            words.append(rng.choice(han) + rng.choice(han))
+        else:
+            words.append(f"w{i}")
+    return words
+
+
+def build(path: str, chunks: int, rng) -> list[str]:
+    vocab = vocabulary(30_000, rng)
+    weights = 1.0 / np.arange(1, len(vocab) + 1)
+    weights /= weights.sum()
+    index = EmbeddedIndexBackend(path=path)
+    index.ensure_index(dimension=DIM)
+    batch = []
+    for start in range(0, chunks, 5000):
+        count = min(5000, chunks - start)
+        vectors = rng.normal(size=(count, DIM)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        terms = rng.choice(len(vocab), size=(count, 120), p=weights)
+        batch = []
+        for i in range(count):
+            chunk_id = start + i + 1
+            document_id = (chunk_id + 3) // 4  # four chunks a document
+            principals = {"group:everyone"}
+            if document_id % 100 == 0:
+                principals.add("group:one-percent")
+            if document_id % 2 == 0:
+                principals.add("group:half")
+            batch.append(
+                IndexChunk(chunk_id, document_id, "bench", "zh" if i % 2 else "en",
+                           [vocab[t] for t in terms[i]], vectors[i], frozenset(principals))
+            )
+        index.upsert_chunks(batch)
+    index.close()
+    return vocab
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "bench.sqlite3")
+        started = time.perf_counter()
+        vocab = build(path, args.chunks, rng)
+        build_seconds = time.perf_counter() - started
+        index = EmbeddedIndexBackend(path=path)
+        started = time.perf_counter()
+        index.bm25_search(terms=["w1"], filters=SearchFilters(principals=frozenset({"group:half"})), limit=1)
+        load_seconds = time.perf_counter() - started
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"{args.chunks:,} chunks; write {build_seconds:.1f} s; cold load into memory {load_seconds:.1f} s; "
+              f"peak RSS {rss_mb:.0f} MB\n")
+        print("| filter admits | mode | p50 ms | p95 ms |")
+        print("|---|---|---|---|")
+        for group, label in (("group:one-percent", "1%"), ("group:half", "50%")):
+            filters = SearchFilters(principals=frozenset({group}))
+            for mode in ("bm25", "vector", "hybrid"):
+                timings = []
+                for _ in range(args.queries):
+                    words = [vocab[int(i)] for i in rng.integers(0, 3000, size=4)]
+                    query = " ".join(words)
+                    vector = rng.normal(size=DIM).astype(np.float32)
+                    vector /= np.linalg.norm(vector)
+                    began = time.perf_counter()
+                    rank_documents(index=index, query=query, query_vector=vector, filters=filters, mode=mode,
+                                   alpha=0.5, limit=10)
+                    timings.append((time.perf_counter() - began) * 1000)
+                print(f"| {label} | {mode} | {np.percentile(timings, 50):.1f} | {np.percentile(timings, 95):.1f} |")
+        index.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,11 @@
+"""App config for connectors."""
+from django.apps import AppConfig
+
+
+class ConnectorsConfig(AppConfig):
+    name = "connectors"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Importing the built-in connectors registers them.
+        from connectors import filesystem  # noqa: F401

@@ -1,0 +1,1 @@
+"""Documents and their chunks and access lists: what kbsearch knows about each source's content."""

@@ -1,0 +1,81 @@
+"""Sources, documents, chunks and document access lists.
+
+The relational database is the source of truth; the search index is derived from it and can be rebuilt.
+A document's access list is a set of principal strings (``user:<name>``, ``group:<name>``,
+``public``); a document with an empty list is visible to nobody.
+"""
+from django.db import models
+
+
+class Source(models.Model):
+    """A place documents come from: a file share, a Confluence site, a SharePoint site."""
+
+    key = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    connector = models.CharField(max_length=64, help_text="Registry key of the connector class.")
+    config = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+    # Connector-owned resume point (cursor, delta link, time window) for incremental syncs.
+    checkpoint = models.JSONField(default=dict, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Document(models.Model):
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="documents")
+    external_id = models.CharField(max_length=1024)
+    title = models.CharField(max_length=1024)
+    url = models.CharField(max_length=2048, blank=True)
+    language = models.CharField(max_length=8, default="und")
+    body = models.TextField(blank=True)
+    content_hash = models.CharField(max_length=64)
+    # Set only once the index holds this content, so a sync that died half way is redone next time.
+    indexed_hash = models.CharField(max_length=64, blank=True)
+    access_hash = models.CharField(max_length=64, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    source_updated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_id"], name="document_unique_per_source")
+        ]
+        indexes = [models.Index(fields=["source", "updated_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.source.key}:{self.external_id}"
+
+
+class DocumentAccess(models.Model):
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="access")
+    principal = models.CharField(max_length=300)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["document", "principal"], name="document_access_unique")
+        ]
+        indexes = [models.Index(fields=["principal"])]
+
+    def __str__(self) -> str:
+        return f"{self.document_id} -> {self.principal}"
+
+
+class Chunk(models.Model):
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    ordinal = models.PositiveIntegerField()
+    text = models.TextField()
+    heading_path = models.JSONField(default=list, blank=True)
+    token_count = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["document_id", "ordinal"]
+        constraints = [
+            models.UniqueConstraint(fields=["document", "ordinal"], name="chunk_unique_ordinal")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}#{self.ordinal}"

@@ -1,0 +1,275 @@
+"""Ingesting documents: change detection, chunking, embedding, indexing, deletion.
+
+Connectors hand over ``DocumentInput``s; this module decides what work each needs:
+- same content and same access list as last indexed: nothing;
+- same content, new access list: the access list is replaced in the database and the index, with no
+  re-embedding;
+- new or changed content: chunked, embedded (in batches across documents, which is what makes ingest
+  fast) and its chunks replaced.
+``Document.indexed_hash`` is written only after the index has the chunks, so a sync that dies half
+way leaves documents that the next sync picks up again. One bad document is reported with its
+reason and the rest of the batch goes on.
+"""
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+
+from access.principals import InvalidPrincipal, normalize_principal
+from kbsearch.documents.models import Chunk, Document, DocumentAccess, Source
+from kbsearch.search.analysis import index_terms
+from kbsearch.search.backends import get_index_backend
+from kbsearch.search.backends.base import BaseIndexBackend, IndexChunk
+from kbsearch.search.chunking import Block, chunk_blocks
+from kbsearch.search.language import detect_language
+
+logger = logging.getLogger(__name__)
+# Room for the "passage: " prompt and the <s> </s> tokens inside the model's chunk budget.
+_PROMPT_TOKEN_RESERVE = 8
+_EMBED_BATCH_CHUNKS = 64
+
+
+class DocumentRejected(ValueError):
+    """A document that cannot be indexed; the message says why."""
+
+
+@dataclass(frozen=True)
+class DocumentInput:
+    """One document as a connector delivers it."""
+
+    external_id: str
+    title: str
+    blocks: Sequence[Block]
+    principals: Iterable[str]
+    url: str = ""
+    language: str | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass
+class IngestReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    access_updated: int = 0
+    deleted: int = 0
+    chunks_indexed: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (external id, reason)
+
+    def merge(self, other: "IngestReport") -> None:
+        for name in ("created", "updated", "unchanged", "access_updated", "deleted", "chunks_indexed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.extend(other.errors)
+
+
+@dataclass
+class _Prepared:
+    item: DocumentInput
+    body: str
+    content_hash: str
+    principals: frozenset[str]
+    language: str
+    chunk_texts: list[str] = field(default_factory=list)
+    chunk_headings: list[list[str]] = field(default_factory=list)
+    chunk_tokens: list[int] = field(default_factory=list)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _access_hash(principals: frozenset[str]) -> str:
+    return _sha256("\n".join(sorted(principals)))
+
+
+def _digest(item: DocumentInput) -> _Prepared:
+    """Validate a document and hash it; cheap, so unchanged documents cost nothing more."""
+    if not item.external_id or not str(item.external_id).strip():
+        raise DocumentRejected("document has no external id")
+    try:
+        principals = frozenset(normalize_principal(p) for p in item.principals)
+    except InvalidPrincipal as error:
+        raise DocumentRejected(str(error)) from error
+    body = "\n\n".join(block.text for block in item.blocks if block.text.strip())
+    size = len(body.encode("utf-8", "surrogatepass"))
+    if size > settings.KBSEARCH_MAX_DOCUMENT_BYTES:
+        raise DocumentRejected(
+            f"document text is {size:,} bytes; the limit is {settings.KBSEARCH_MAX_DOCUMENT_BYTES:,} "
+            "(KBSEARCH_MAX_DOCUMENT_BYTES)"
+        )
+    if not body.strip():
+        raise DocumentRejected("document has no text")
+    title = (item.title or "").strip() or str(item.external_id)
+    language = item.language or detect_language(body)
+    return _Prepared(item, body, _sha256(f"{title}\x00{item.url}\x00{body}"), principals, language)
+
+
+def _chunk(prepared: _Prepared, encoder) -> None:
+    item = prepared.item
+    title = (item.title or "").strip() or str(item.external_id)
+    chunks = chunk_blocks(
+        list(item.blocks),
+        count_tokens=encoder.count_tokens,
+        max_tokens=settings.KBSEARCH_CHUNK_TOKENS - _PROMPT_TOKEN_RESERVE,
+        overlap_tokens=settings.KBSEARCH_CHUNK_OVERLAP_TOKENS,
+        title=title,
+    )
+    if not chunks:
+        raise DocumentRejected("document has no text")
+    prepared.chunk_texts = [chunk.text for chunk in chunks]
+    prepared.chunk_headings = [list(chunk.heading_path) for chunk in chunks]
+    prepared.chunk_tokens = [chunk.token_count for chunk in chunks]
+
+
+def _store(prepared: _Prepared, source: Source, vectors, index: BaseIndexBackend, report: IngestReport) -> None:
+    item = prepared.item
+    title = (item.title or "").strip() or str(item.external_id)
+    with transaction.atomic():
+        document = (
+            Document.objects.select_for_update().filter(source=source, external_id=item.external_id).first()
+        )
+        created = document is None
+        if created:
+            document = Document(source=source, external_id=item.external_id)
+        elif document.content_hash != prepared.content_hash:
+            document.version += 1
+        document.title = title[:1024]
+        document.url = item.url[:2048]
+        document.language = prepared.language
+        document.body = prepared.body
+        document.content_hash = prepared.content_hash
+        document.access_hash = _access_hash(prepared.principals)
+        document.source_updated_at = item.updated_at
+        document.save()
+        document.chunks.all().delete()
+        chunks = Chunk.objects.bulk_create(
+            Chunk(document=document, ordinal=i, text=text, heading_path=heading, token_count=tokens)
+            for i, (text, heading, tokens) in enumerate(
+                zip(prepared.chunk_texts, prepared.chunk_headings, prepared.chunk_tokens, strict=True)
+            )
+        )
+        _replace_access_rows(document, prepared.principals)
+    if any(chunk.pk is None for chunk in chunks):  # backends without RETURNING
+        chunks = list(document.chunks.order_by("ordinal"))
+    index.delete_documents([document.pk])
+    index.upsert_chunks(
+        [
+            IndexChunk(
+                chunk_id=chunk.pk,
+                document_id=document.pk,
+                source_key=source.key,
+                language=prepared.language,
+                terms=index_terms(f"{title}\n{chunk.text}"),
+                vector=vector,
+                principals=prepared.principals,
+                updated_at=item.updated_at or document.updated_at,
+            )
+            for chunk, vector in zip(chunks, vectors, strict=True)
+        ]
+    )
+    Document.objects.filter(pk=document.pk).update(indexed_hash=prepared.content_hash)
+    report.chunks_indexed += len(chunks)
+    if created:
+        report.created += 1
+    else:
+        report.updated += 1
+
+
+def _replace_access_rows(document: Document, principals: frozenset[str]) -> None:
+    DocumentAccess.objects.filter(document=document).exclude(principal__in=principals).delete()
+    existing = set(DocumentAccess.objects.filter(document=document).values_list("principal", flat=True))
+    DocumentAccess.objects.bulk_create(
+        DocumentAccess(document=document, principal=p) for p in sorted(principals - existing)
+    )
+
+
+def _flush(pending: list[_Prepared], source: Source, encoder, index: BaseIndexBackend, report: IngestReport) -> None:
+    texts = [text for prepared in pending for text in prepared.chunk_texts]
+    vectors = encoder.encode_passages(texts)
+    start = 0
+    for prepared in pending:
+        count = len(prepared.chunk_texts)
+        try:
+            _store(prepared, source, vectors[start : start + count], index, report)
+        except Exception as error:  # one failing document must not lose the rest of the batch
+            logger.exception("indexing %s failed", prepared.item.external_id)
+            report.errors.append((prepared.item.external_id, f"indexing failed: {error}"))
+        start += count
+    pending.clear()
+
+
+def documents_ingest(
+    *, source: Source, items: Iterable[DocumentInput], encoder=None, index: BaseIndexBackend | None = None
+) -> IngestReport:
+    """Bring the given documents of ``source`` up to date in the database and the index."""
+    if encoder is None:
+        from embeddings.models import get_encoder
+
+        encoder = get_encoder()
+    index = index or get_index_backend()
+    index.ensure_index(dimension=encoder.dimension)
+    report = IngestReport()
+    pending: list[_Prepared] = []
+    pending_chunks = 0
+    for item in items:
+        try:
+            existing = Document.objects.filter(source=source, external_id=item.external_id).first()
+            prepared = _digest(item)
+            if existing is not None and existing.indexed_hash == prepared.content_hash:
+                if existing.access_hash != _access_hash(prepared.principals):
+                    document_set_access(document=existing, principals=prepared.principals, index=index)
+                    report.access_updated += 1
+                else:
+                    report.unchanged += 1
+                continue
+            _chunk(prepared, encoder)
+        except DocumentRejected as error:
+            report.errors.append((str(item.external_id), str(error)))
+            continue
+        pending.append(prepared)
+        pending_chunks += len(prepared.chunk_texts)
+        if pending_chunks >= _EMBED_BATCH_CHUNKS:
+            _flush(pending, source, encoder, index, report)
+            pending_chunks = 0
+    if pending:
+        _flush(pending, source, encoder, index, report)
+    return report
+
+
+def document_set_access(
+    *, document: Document, principals: Iterable[str], index: BaseIndexBackend | None = None
+) -> None:
+    """Replace a document's access list in the database and the index, without re-embedding."""
+    principals = frozenset(normalize_principal(p) for p in principals)
+    index = index or get_index_backend()
+    with transaction.atomic():
+        _replace_access_rows(document, principals)
+        Document.objects.filter(pk=document.pk).update(access_hash=_access_hash(principals))
+    index.update_access(document.pk, principals)
+
+
+def documents_delete(*, documents: Iterable[Document], index: BaseIndexBackend | None = None) -> int:
+    """Remove documents from the index first (so search stops showing them), then the database."""
+    index = index or get_index_backend()
+    ids = [document.pk for document in documents]
+    if not ids:
+        return 0
+    index.delete_documents(ids)
+    Document.objects.filter(pk__in=ids).delete()
+    return len(ids)
+
+
+def documents_prune(
+    *, source: Source, keep_external_ids: set[str], index: BaseIndexBackend | None = None
+) -> int:
+    """Delete the source's documents that the source no longer lists."""
+    stale = [
+        document
+        for document in Document.objects.filter(source=source).only("pk", "external_id")
+        if document.external_id not in keep_external_ids
+    ]
+    return documents_delete(documents=stale, index=index)

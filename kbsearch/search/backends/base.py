@@ -1,0 +1,130 @@
+"""The index backend seam: what every index (embedded, Weaviate) must do.
+
+Semantics follow Weaviate so backends are drop-in replacements: BM25 with k1=1.2 and b=0.75 over
+the analyzed terms (``kbsearch.search.analysis`` does the analysis for every backend), cosine
+similarity on normalised vectors, and every filter (permissions included) applied inside each leg
+before ranking, never after, so a page is never shrunk by filtering.
+
+Hybrid search is implemented once here from the two legs (``kbsearch.search.fusion``), so all
+backends fuse the same way; a backend may override it with a native equivalent.
+"""
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+import numpy as np
+
+from kbsearch.search.fusion import relative_score_fusion
+
+BM25_K1 = 1.2
+BM25_B = 0.75
+
+
+@dataclass(frozen=True)
+class IndexChunk:
+    """One chunk as the index stores it."""
+
+    chunk_id: int
+    document_id: int
+    source_key: str
+    language: str
+    terms: Sequence[str]
+    vector: np.ndarray
+    principals: frozenset[str]
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Restrictions applied inside every leg. ``principals`` is required: empty means nothing matches."""
+
+    principals: frozenset[str]
+    source_keys: frozenset[str] | None = None
+    languages: frozenset[str] | None = None
+    updated_after: datetime | None = None
+
+    def restricted_to_languages(self, languages: frozenset[str]) -> "SearchFilters":
+        if self.languages is not None:
+            languages = self.languages & languages
+        return replace(self, languages=frozenset(languages))
+
+
+@dataclass(frozen=True)
+class ChunkHit:
+    chunk_id: int
+    document_id: int
+    score: float
+    vector_score: float | None = None
+    bm25_score: float | None = None
+    explain: dict = field(default_factory=dict, compare=False)
+
+
+class IndexBackendError(Exception):
+    """Raised for index failures callers can act on (wrong dimension, corrupt store)."""
+
+
+class BaseIndexBackend:
+    """Base class of index backends."""
+
+    def __init__(self, **options) -> None:
+        self.options = options
+
+    def ensure_index(self, *, dimension: int) -> None:
+        """Create the index for vectors of ``dimension`` if missing; fail if it holds another size."""
+        raise NotImplementedError
+
+    def upsert_chunks(self, chunks: Sequence[IndexChunk]) -> None:
+        """Insert or replace chunks (by chunk id) with their document's access list."""
+        raise NotImplementedError
+
+    def delete_documents(self, document_ids: Sequence[int]) -> None:
+        """Remove every chunk of these documents."""
+        raise NotImplementedError
+
+    def update_access(self, document_id: int, principals: frozenset[str]) -> None:
+        """Replace a document's access list without re-embedding its chunks."""
+        raise NotImplementedError
+
+    def bm25_search(self, *, terms: Sequence[str], filters: SearchFilters, limit: int) -> list[ChunkHit]:
+        """Top chunks by BM25 over analyzed terms, best first."""
+        raise NotImplementedError
+
+    def vector_search(self, *, vector: np.ndarray, filters: SearchFilters, limit: int) -> list[ChunkHit]:
+        """Top chunks by cosine similarity, best first."""
+        raise NotImplementedError
+
+    def document_ids(self) -> set[int]:
+        """Ids of every document that has chunks in the index."""
+        raise NotImplementedError
+
+    def chunk_count(self) -> int:
+        """Number of chunks in the index."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections and memory."""
+
+    def hybrid_search(
+        self,
+        *,
+        terms: Sequence[str],
+        vector: np.ndarray,
+        filters: SearchFilters,
+        alpha: float,
+        limit: int,
+        lexical_languages: frozenset[str] | None = None,
+    ) -> list[ChunkHit]:
+        """Relative-score fusion of the BM25 and vector legs; ``alpha`` weights the vector leg.
+
+        ``lexical_languages`` keeps the BM25 leg to documents in those languages (see
+        ``kbsearch.search.fusion`` for why); ``None`` leaves it unrestricted.
+        """
+        vector_hits = self.vector_search(vector=vector, filters=filters, limit=limit) if alpha > 0 else []
+        bm25_hits: list[ChunkHit] = []
+        if alpha < 1 and terms:
+            bm25_filters = filters
+            if lexical_languages is not None:
+                bm25_filters = filters.restricted_to_languages(lexical_languages)
+            if bm25_filters.languages is None or bm25_filters.languages:
+                bm25_hits = self.bm25_search(terms=terms, filters=bm25_filters, limit=limit)
+        return relative_score_fusion(vector_hits=vector_hits, bm25_hits=bm25_hits, alpha=alpha)[:limit]

@@ -1,0 +1,1 @@
+"""Relevance evaluation on BEIR-layout sets (corpus.jsonl, queries.jsonl, qrels.tsv)."""

@@ -1,0 +1,143 @@
+"""Running an evaluation: index a BEIR corpus the way ingest does, then rank every query the way the
+API does (``kbsearch.search.ranking``), and score the rankings.
+
+Each corpus passage becomes one document readable by ``public``; passages are chunked with the same
+chunker and budget as ingest. The index lives in its own folder per set and model, so evaluations
+never touch the product's index.
+
+Splits: ``tune`` is a fixed fifth of the queries (by a hash of the query id), ``test`` the rest. Any
+parameter chosen by looking at results is chosen on ``tune`` and reported on ``test``.
+"""
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from kbsearch.search.analysis import index_terms
+from kbsearch.search.backends.base import IndexChunk, SearchFilters
+from kbsearch.search.backends.embedded import EmbeddedIndexBackend
+from kbsearch.search.chunking import blocks_from_text, chunk_blocks
+from kbsearch.search.evaluation.beir import BeirSet
+from kbsearch.search.evaluation.cache import EmbeddingCache
+from kbsearch.search.evaluation.metrics import summarize
+from kbsearch.search.language import detect_language
+from kbsearch.search.ranking import clean_query, rank_documents
+
+SPLITS = ("all", "tune", "test")
+_PROMPT_TOKEN_RESERVE = 8
+
+
+def in_split(query_id: str, split: str) -> bool:
+    if split == "all":
+        return True
+    is_tune = int(hashlib.sha1(query_id.encode()).hexdigest(), 16) % 5 == 0
+    return is_tune if split == "tune" else not is_tune
+
+
+@dataclass
+class EvaluationResult:
+    set_name: str
+    mode: str
+    alpha: float
+    split: str
+    metrics: dict
+    seconds_indexing: float
+    seconds_ranking: float
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+class Evaluator:
+    """Indexes one set once and evaluates any number of modes on it."""
+
+    def __init__(self, beir: BeirSet, *, encoder, work_dir: Path) -> None:
+        self.beir = beir
+        self.encoder = encoder
+        model_key = f"{encoder.model_name}:{encoder.dimension}"
+        self.cache = EmbeddingCache(work_dir / "embeddings.sqlite3", model_key)
+        fingerprint = hashlib.sha1(
+            json.dumps([model_key, settings.KBSEARCH_CHUNK_TOKENS, sorted(beir.corpus)]).encode()
+        ).hexdigest()[:12]
+        self.index_path = work_dir / f"{beir.name}-{fingerprint}" / "index.sqlite3"
+        self.document_keys = sorted(beir.corpus)
+        self.seconds_indexing = 0.0
+        self._query_vectors = None
+
+    def _build_index(self) -> EmbeddedIndexBackend:
+        started = time.perf_counter()
+        done_marker = self.index_path.with_suffix(".complete")
+        if done_marker.exists():
+            return EmbeddedIndexBackend(path=str(self.index_path))
+        if self.index_path.exists():
+            for leftover in self.index_path.parent.glob("index.sqlite3*"):
+                leftover.unlink()
+        index = EmbeddedIndexBackend(path=str(self.index_path))
+        index.ensure_index(dimension=self.encoder.dimension)
+        records = []
+        for document_id, key in enumerate(self.document_keys, 1):
+            passage = self.beir.corpus[key]
+            chunks = chunk_blocks(
+                blocks_from_text(passage["text"]),
+                count_tokens=self.encoder.count_tokens,
+                max_tokens=settings.KBSEARCH_CHUNK_TOKENS - _PROMPT_TOKEN_RESERVE,
+                overlap_tokens=settings.KBSEARCH_CHUNK_OVERLAP_TOKENS,
+                title=passage["title"],
+            )
+            language = passage.get("lang") or detect_language(passage["text"])
+            records.extend((document_id, passage["title"], chunk.text, language) for chunk in chunks)
+        vectors = self.cache.embed("passage", [text for _, _, text, _ in records], self.encoder.encode_passages)
+        batch = []
+        for chunk_id, ((document_id, title, text, language), vector) in enumerate(zip(records, vectors), 1):
+            batch.append(
+                IndexChunk(
+                    chunk_id=chunk_id,
+                    document_id=document_id,
+                    source_key=self.beir.name,
+                    language=language,
+                    terms=index_terms(f"{title}\n{text}"),
+                    vector=vector,
+                    principals=frozenset({"public"}),
+                )
+            )
+            if len(batch) == 500:
+                index.upsert_chunks(batch)
+                batch = []
+        index.upsert_chunks(batch)
+        done_marker.touch()
+        self.seconds_indexing = time.perf_counter() - started
+        return index
+
+    def evaluate(self, *, mode: str, alpha: float, split: str = "all") -> EvaluationResult:
+        index = self._build_index()
+        query_ids = [qid for qid in self.beir.queries if qid in self.beir.qrels and in_split(qid, split)]
+        texts = [clean_query(self.beir.queries[qid]) for qid in query_ids]
+        vectors = self.cache.embed("query", texts, self.encoder.encode_queries) if mode != "bm25" else None
+        filters = SearchFilters(principals=frozenset({"public"}))
+        started = time.perf_counter()
+        runs = {}
+        for position, (query_id, text) in enumerate(zip(query_ids, texts)):
+            page = rank_documents(
+                index=index,
+                query=text,
+                query_vector=None if vectors is None else vectors[position],
+                filters=filters,
+                mode=mode,
+                alpha=alpha,
+                limit=100,
+            )
+            runs[query_id] = [self.document_keys[hit.document_id - 1] for hit in page.hits]
+        seconds_ranking = time.perf_counter() - started
+        index.close()
+        return EvaluationResult(
+            set_name=self.beir.name,
+            mode=mode,
+            alpha=alpha,
+            split=split,
+            metrics=summarize(runs, self.beir.qrels),
+            seconds_indexing=self.seconds_indexing,
+            seconds_ranking=seconds_ranking,
+        )

@@ -1,0 +1,99 @@
+"""Document ranking over an index backend: query validation, the three modes, best chunk per document.
+
+This is the part of search that needs no database, so the ``evaluate`` command ranks exactly as the
+API does. Permission and other filters travel in ``SearchFilters`` into every leg.
+"""
+import unicodedata
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from kbsearch.search.analysis import query_terms
+from kbsearch.search.backends.base import BaseIndexBackend, ChunkHit, SearchFilters
+from kbsearch.search.language import query_languages
+
+Mode = Literal["bm25", "vector", "hybrid"]
+MODES: tuple[str, ...] = ("bm25", "vector", "hybrid")
+MAX_QUERY_CHARS = 1000
+# Chunk candidates fetched per leg for each document wanted: documents have several chunks and only
+# the best one per document survives, so a page needs more chunks than documents.
+_CHUNKS_PER_DOCUMENT = 3
+_MIN_CANDIDATES = 100
+_MAX_CANDIDATES = 10_000
+
+
+class InvalidQuery(ValueError):
+    """A query that cannot be searched (empty, too long, bad mode or alpha)."""
+
+
+def clean_query(raw: str) -> str:
+    """Query text with control characters removed and whitespace collapsed; raises InvalidQuery."""
+    if not isinstance(raw, str):
+        raise InvalidQuery("query must be text")
+    if len(raw) > MAX_QUERY_CHARS:
+        raise InvalidQuery(f"query is {len(raw)} characters long; the limit is {MAX_QUERY_CHARS}")
+    kept = "".join(
+        " " if unicodedata.category(ch) in {"Cc", "Zl", "Zp"} else ch
+        for ch in raw
+        if unicodedata.category(ch) not in {"Cs", "Co", "Cn"}
+    )
+    text = " ".join(kept.split())
+    if not text:
+        raise InvalidQuery("query is empty")
+    return text
+
+
+@dataclass(frozen=True)
+class RankedPage:
+    hits: list[ChunkHit]  # one per document, best first, already offset and limited
+    exhausted: bool  # no more documents exist beyond this page
+
+
+def rank_documents(
+    *,
+    index: BaseIndexBackend,
+    query: str,
+    query_vector: np.ndarray | None,
+    filters: SearchFilters,
+    mode: Mode = "hybrid",
+    alpha: float = 0.5,
+    limit: int = 10,
+    offset: int = 0,
+) -> RankedPage:
+    """Rank documents for an already cleaned query; ``query_vector`` is needed unless mode is bm25."""
+    if mode not in MODES:
+        raise InvalidQuery(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    if not 0.0 <= alpha <= 1.0:
+        raise InvalidQuery(f"alpha must be between 0 and 1, got {alpha}")
+    if limit < 1 or offset < 0:
+        raise InvalidQuery("limit must be positive and offset not negative")
+    if mode != "bm25" and query_vector is None:
+        raise ValueError(f"mode {mode} needs a query vector")
+    if not filters.principals:
+        return RankedPage(hits=[], exhausted=True)
+    terms = query_terms(query)
+    wanted = offset + limit
+    candidates = min(max(_MIN_CANDIDATES, wanted * _CHUNKS_PER_DOCUMENT), _MAX_CANDIDATES)
+    while True:
+        if mode == "bm25":
+            chunks = index.bm25_search(terms=terms, filters=filters, limit=candidates) if terms else []
+        elif mode == "vector":
+            chunks = index.vector_search(vector=query_vector, filters=filters, limit=candidates)
+        else:
+            chunks = index.hybrid_search(
+                terms=terms,
+                vector=query_vector,
+                filters=filters,
+                alpha=alpha,
+                limit=candidates,
+                lexical_languages=query_languages(query),
+            )
+        best: dict[int, ChunkHit] = {}
+        for hit in chunks:
+            best.setdefault(hit.document_id, hit)
+        exhausted = len(chunks) < candidates
+        if len(best) >= wanted or exhausted or candidates >= _MAX_CANDIDATES:
+            documents = list(best.values())
+            return RankedPage(hits=documents[offset:wanted], exhausted=exhausted and len(documents) <= wanted)
+        candidates = min(candidates * 4, _MAX_CANDIDATES)

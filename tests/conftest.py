@@ -1,0 +1,34 @@
+"""Shared fixtures: a tiny offline model for every test, and a throwaway index per test."""
+import pytest
+
+from embeddings.encoder import Encoder
+from embeddings.tiny import build_tiny_model_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    return build_tiny_model_dir(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_model_dir) -> Encoder:
+    return Encoder(str(tiny_model_dir))
+
+
+@pytest.fixture(autouse=True)
+def _tiny_model_by_default(settings, tiny_model_dir):
+    """No test loads the real model unless it asks for it (tests/embeddings does, on purpose)."""
+    settings.KBSEARCH_EMBEDDING_MODEL = str(tiny_model_dir)
+
+
+@pytest.fixture
+def index_backend(settings, tmp_path):
+    from kbsearch.search.backends import get_index_backend, reset_index_backend
+
+    settings.KBSEARCH_INDEX = {
+        "BACKEND": "kbsearch.search.backends.embedded.EmbeddedIndexBackend",
+        "OPTIONS": {"path": str(tmp_path / "index" / "embedded.sqlite3")},
+    }
+    reset_index_backend()
+    yield get_index_backend()
+    reset_index_backend()
