@@ -273,3 +273,50 @@ def documents_prune(
         if document.external_id not in keep_external_ids
     ]
     return documents_delete(documents=stale, index=index)
+
+
+def index_rebuild(*, encoder=None, index: BaseIndexBackend | None = None, batch_size: int = 256) -> int:
+    """Re-embed and re-analyze every stored chunk into the index (after a model or analyzer change).
+
+    Chunking is kept as stored; a change of chunk budget needs a full sync of each source instead.
+    """
+    if encoder is None:
+        from embeddings.models import get_encoder
+
+        encoder = get_encoder()
+    index = index or get_index_backend()
+    index.ensure_index(dimension=encoder.dimension)
+    access: dict[int, set[str]] = {}
+    for document_id, principal in DocumentAccess.objects.values_list("document_id", "principal"):
+        access.setdefault(document_id, set()).add(principal)
+    total = 0
+    chunks = Chunk.objects.select_related("document__source").order_by("document_id", "ordinal")
+    batch: list[Chunk] = []
+    for chunk in chunks.iterator(chunk_size=batch_size):
+        batch.append(chunk)
+        if len(batch) >= batch_size:
+            total += _rebuild_batch(batch, encoder, index, access)
+            batch = []
+    if batch:
+        total += _rebuild_batch(batch, encoder, index, access)
+    return total
+
+
+def _rebuild_batch(batch: list[Chunk], encoder, index: BaseIndexBackend, access: dict[int, set[str]]) -> int:
+    vectors = encoder.encode_passages([chunk.text for chunk in batch])
+    index.upsert_chunks(
+        [
+            IndexChunk(
+                chunk_id=chunk.pk,
+                document_id=chunk.document_id,
+                source_key=chunk.document.source.key,
+                language=chunk.document.language,
+                terms=index_terms(f"{chunk.document.title}\n{chunk.text}"),
+                vector=vector,
+                principals=frozenset(access.get(chunk.document_id, ())),
+                updated_at=chunk.document.source_updated_at or chunk.document.updated_at,
+            )
+            for chunk, vector in zip(batch, vectors, strict=True)
+        ]
+    )
+    return len(batch)

@@ -19,7 +19,9 @@ MAX_QUERY_CHARS = 1000
 # Chunk candidates fetched per leg for each document wanted: documents have several chunks and only
 # the best one per document survives, so a page needs more chunks than documents.
 _CHUNKS_PER_DOCUMENT = 3
-_MIN_CANDIDATES = 100
+# Hybrid scores are normalised over the candidate pool, so every page must be cut from the same
+# pool: this floor keeps it fixed for the first 100 documents (10 pages of 10).
+_MIN_CANDIDATES = 300
 _MAX_CANDIDATES = 10_000
 
 
@@ -48,6 +50,9 @@ def clean_query(raw: str) -> str:
 class RankedPage:
     hits: list[ChunkHit]  # one per document, best first, already offset and limited
     exhausted: bool  # no more documents exist beyond this page
+    # Every document in the ranked candidate pool (best chunk each), which pages are cut from;
+    # facets and totals are counted over it, so they only ever count what the filters admit.
+    pool: list[ChunkHit]
 
 
 def rank_documents(
@@ -60,8 +65,13 @@ def rank_documents(
     alpha: float = 0.5,
     limit: int = 10,
     offset: int = 0,
+    language_gate: bool = True,
 ) -> RankedPage:
-    """Rank documents for an already cleaned query; ``query_vector`` is needed unless mode is bm25."""
+    """Rank documents for an already cleaned query; ``query_vector`` is needed unless mode is bm25.
+
+    ``language_gate=False`` gives plain fixed-alpha fusion (BM25 over every language); it exists to
+    measure what the gate is worth (``evaluate --plain-fusion``), not for production.
+    """
     if mode not in MODES:
         raise InvalidQuery(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
     if not 0.0 <= alpha <= 1.0:
@@ -71,7 +81,7 @@ def rank_documents(
     if mode != "bm25" and query_vector is None:
         raise ValueError(f"mode {mode} needs a query vector")
     if not filters.principals:
-        return RankedPage(hits=[], exhausted=True)
+        return RankedPage(hits=[], exhausted=True, pool=[])
     terms = query_terms(query)
     wanted = offset + limit
     candidates = min(max(_MIN_CANDIDATES, wanted * _CHUNKS_PER_DOCUMENT), _MAX_CANDIDATES)
@@ -87,7 +97,7 @@ def rank_documents(
                 filters=filters,
                 alpha=alpha,
                 limit=candidates,
-                lexical_languages=query_languages(query),
+                lexical_languages=query_languages(query) if language_gate else None,
             )
         best: dict[int, ChunkHit] = {}
         for hit in chunks:
@@ -95,5 +105,7 @@ def rank_documents(
         exhausted = len(chunks) < candidates
         if len(best) >= wanted or exhausted or candidates >= _MAX_CANDIDATES:
             documents = list(best.values())
-            return RankedPage(hits=documents[offset:wanted], exhausted=exhausted and len(documents) <= wanted)
+            return RankedPage(
+                hits=documents[offset:wanted], exhausted=exhausted and len(documents) <= wanted, pool=documents
+            )
         candidates = min(candidates * 4, _MAX_CANDIDATES)

@@ -9,7 +9,7 @@ Hybrid search is implemented once here from the two legs (``kbsearch.search.fusi
 backends fuse the same way; a backend may override it with a native equivalent.
 """
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -43,17 +43,13 @@ class SearchFilters:
     languages: frozenset[str] | None = None
     updated_after: datetime | None = None
 
-    def restricted_to_languages(self, languages: frozenset[str]) -> "SearchFilters":
-        if self.languages is not None:
-            languages = self.languages & languages
-        return replace(self, languages=frozenset(languages))
-
 
 @dataclass(frozen=True)
 class ChunkHit:
     chunk_id: int
     document_id: int
     score: float
+    language: str = "und"
     vector_score: float | None = None
     bm25_score: float | None = None
     explain: dict = field(default_factory=dict, compare=False)
@@ -116,15 +112,14 @@ class BaseIndexBackend:
     ) -> list[ChunkHit]:
         """Relative-score fusion of the BM25 and vector legs; ``alpha`` weights the vector leg.
 
-        ``lexical_languages`` keeps the BM25 leg to documents in those languages (see
-        ``kbsearch.search.fusion`` for why); ``None`` leaves it unrestricted.
+        ``lexical_languages``: the languages the query can match lexically; the BM25 leg is scaled
+        against its matches in those languages (see ``kbsearch.search.fusion`` for why). ``None``
+        gives plain min-max scaling over every match.
         """
         vector_hits = self.vector_search(vector=vector, filters=filters, limit=limit) if alpha > 0 else []
         bm25_hits: list[ChunkHit] = []
         if alpha < 1 and terms:
-            bm25_filters = filters
-            if lexical_languages is not None:
-                bm25_filters = filters.restricted_to_languages(lexical_languages)
-            if bm25_filters.languages is None or bm25_filters.languages:
-                bm25_hits = self.bm25_search(terms=terms, filters=bm25_filters, limit=limit)
-        return relative_score_fusion(vector_hits=vector_hits, bm25_hits=bm25_hits, alpha=alpha)[:limit]
+            bm25_hits = self.bm25_search(terms=terms, filters=filters, limit=limit)
+        return relative_score_fusion(
+            vector_hits=vector_hits, bm25_hits=bm25_hits, alpha=alpha, bm25_scale_languages=lexical_languages
+        )[:limit]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from kbsearch.search.analysis import index_terms
+from kbsearch.search.analysis import ANALYZER_VERSION, index_terms
 from kbsearch.search.backends.base import IndexChunk, SearchFilters
 from kbsearch.search.backends.embedded import EmbeddedIndexBackend
 from kbsearch.search.chunking import blocks_from_text, chunk_blocks
@@ -43,6 +43,7 @@ class EvaluationResult:
     mode: str
     alpha: float
     split: str
+    language_gate: bool
     metrics: dict
     seconds_indexing: float
     seconds_ranking: float
@@ -60,7 +61,10 @@ class Evaluator:
         model_key = f"{encoder.model_name}:{encoder.dimension}"
         self.cache = EmbeddingCache(work_dir / "embeddings.sqlite3", model_key)
         fingerprint = hashlib.sha1(
-            json.dumps([model_key, settings.KBSEARCH_CHUNK_TOKENS, sorted(beir.corpus)]).encode()
+            json.dumps(
+                [model_key, ANALYZER_VERSION, settings.KBSEARCH_CHUNK_TOKENS, settings.KBSEARCH_CHUNK_OVERLAP_TOKENS,
+                 sorted(beir.corpus)]
+            ).encode()
         ).hexdigest()[:12]
         self.index_path = work_dir / f"{beir.name}-{fingerprint}" / "index.sqlite3"
         self.document_keys = sorted(beir.corpus)
@@ -111,7 +115,7 @@ class Evaluator:
         self.seconds_indexing = time.perf_counter() - started
         return index
 
-    def evaluate(self, *, mode: str, alpha: float, split: str = "all") -> EvaluationResult:
+    def evaluate(self, *, mode: str, alpha: float, split: str = "all", language_gate: bool = True) -> EvaluationResult:
         index = self._build_index()
         query_ids = [qid for qid in self.beir.queries if qid in self.beir.qrels and in_split(qid, split)]
         texts = [clean_query(self.beir.queries[qid]) for qid in query_ids]
@@ -128,6 +132,7 @@ class Evaluator:
                 mode=mode,
                 alpha=alpha,
                 limit=100,
+                language_gate=language_gate,
             )
             runs[query_id] = [self.document_keys[hit.document_id - 1] for hit in page.hits]
         seconds_ranking = time.perf_counter() - started
@@ -137,6 +142,7 @@ class Evaluator:
             mode=mode,
             alpha=alpha,
             split=split,
+            language_gate=language_gate,
             metrics=summarize(runs, self.beir.qrels),
             seconds_indexing=self.seconds_indexing,
             seconds_ranking=seconds_ranking,

