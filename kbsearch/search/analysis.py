@@ -43,15 +43,16 @@ characters). Known limit, shared with them: a one-character query only matches i
 the vector side of hybrid search covers such queries.
 """
 
-# Bump when the terms this module produces change: indexes built by another version need rebuilding.
-ANALYZER_VERSION = 2
-
 
 from __future__ import annotations
 
 import itertools
 import re
 import unicodedata
+
+
+# Bump when the terms this module produces change: indexes built by another version need rebuilding.
+ANALYZER_VERSION = 2
 
 MAX_TERM_LENGTH = 128
 
