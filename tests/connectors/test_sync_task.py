@@ -13,6 +13,13 @@ from kbsearch.celery import app
 from kbsearch.documents.models import Document
 
 
+def _reset_connection_pool() -> None:
+    # The pool was built for the previous broker URL; Celery builds a new one on next use.
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+
+
 @pytest.fixture
 def redis_celery():
     url = os.environ.get("KBSEARCH_TEST_REDIS_URL")
@@ -20,13 +27,13 @@ def redis_celery():
         pytest.fail("KBSEARCH_TEST_REDIS_URL is unset: run the tests through scripts/with-test-services.sh")
     saved = {key: app.conf.get(key) for key in ("broker_url", "result_backend", "task_always_eager")}
     app.conf.update(broker_url=url, result_backend=url, task_always_eager=False)
-    app.pool.force_close_all()
+    _reset_connection_pool()
     with app.connection_for_write() as connection:
         connection.default_channel.queue_purge("sync")
     with start_worker(app, pool="threads", concurrency=1, queues=["sync", "celery"], perform_ping_check=False):
         yield app
     app.conf.update(saved)
-    app.pool.force_close_all()
+    _reset_connection_pool()
 
 
 @pytest.mark.django_db(transaction=True)
