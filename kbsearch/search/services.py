@@ -27,6 +27,12 @@ class SearchResponse:
     results: list[SearchResult]
     exhausted: bool
     took_ms: float
+    # Documents in the ranked pool the user may see, and their counts by source and language.
+    total: int = 0
+    facets: dict[str, dict[str, int]] | None = None
+    # Documents of that pool that matched a query term (BM25), not only by meaning (vector); the
+    # query log uses it to report queries that found nothing by keyword.
+    lexical_total: int = 0
 
 
 def search_run(
@@ -69,13 +75,11 @@ def search_run(
         offset=offset,
     )
     chunks = Chunk.objects.select_related("document__source").in_bulk([hit.chunk_id for hit in page.hits])
-    # The index already filtered; checking the database's access rows too means an index that
-    # missed an access change can only hide a result, never show one.
-    visible = set(
-        DocumentAccess.objects.filter(
-            document_id__in=[hit.document_id for hit in page.hits], principal__in=filters.principals
-        ).values_list("document_id", flat=True)
-    )
+    # The index already filtered; re-checking the database's access rows for the whole pool (the
+    # page, the counts and the facets) means an index that missed an access change can only hide a
+    # document, never show or count one.
+    visible_pool = _visible_documents([hit.document_id for hit in page.pool], filters.principals)
+    visible = set(visible_pool)
     results = []
     for hit in page.hits:
         chunk = chunks.get(hit.chunk_id)
@@ -83,5 +87,38 @@ def search_run(
             continue
         results.append(SearchResult(document=chunk.document, chunk=chunk, score=hit.score, rank=offset + len(results) + 1))
     return SearchResponse(
-        query=text, results=results, exhausted=page.exhausted, took_ms=(time.perf_counter() - started) * 1000
+        query=text,
+        results=results,
+        exhausted=page.exhausted,
+        took_ms=(time.perf_counter() - started) * 1000,
+        total=len(visible_pool),
+        facets=_facets(visible_pool),
+        lexical_total=sum(
+            1 for hit in page.pool if hit.document_id in visible and (mode == "bm25" or hit.bm25_score is not None)
+        ),
     )
+
+
+def _visible_documents(document_ids: list[int], principals: frozenset[str]) -> list[int]:
+    if not document_ids or not principals:
+        return []
+    allowed = set(
+        DocumentAccess.objects.filter(document_id__in=document_ids, principal__in=principals).values_list(
+            "document_id", flat=True
+        )
+    )
+    return [document_id for document_id in document_ids if document_id in allowed]
+
+
+def _facets(document_ids: list[int]) -> dict[str, dict[str, int]]:
+    """Counts by source and language over documents already filtered for the user."""
+    facets: dict[str, dict[str, int]] = {"source": {}, "language": {}}
+    rows = (
+        Document.objects.filter(pk__in=document_ids)
+        .values_list("source__key", "language")
+        .order_by()
+    )
+    for source_key, language in rows:
+        facets["source"][source_key] = facets["source"].get(source_key, 0) + 1
+        facets["language"][language] = facets["language"].get(language, 0) + 1
+    return facets

@@ -1,0 +1,54 @@
+"""Serializer fields shared by the API views."""
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from kbsearch.search.highlight import Highlighted
+from kbsearch.search.ranking import MAX_QUERY_CHARS
+
+# Ids beyond a signed 64-bit integer cannot exist; rejecting them here keeps them from the database.
+MAX_ID = 2**63 - 1
+
+
+class QueryTextField(serializers.CharField):
+    """Raw query text; cleaning and its error messages are ``clean_query``'s job, not DRF's.
+
+    DRF would reject control characters such as NUL outright, while the search core turns every
+    control character into a space, so both are accepted here and treated alike.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("trim_whitespace", False)
+        kwargs.setdefault(
+            "help_text", f"Query text, 1-{MAX_QUERY_CHARS} characters; control characters count as spaces."
+        )
+        super().__init__(**kwargs)
+        self.validators = [v for v in self.validators if type(v).__name__ != "ProhibitNullCharactersValidator"]
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class HighlightedHtmlField(serializers.Field):
+    """Highlighted text as HTML: the text escaped, matched terms wrapped in ``<mark>``."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs["read_only"] = True
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Highlighted) -> str:
+        return value.html()
+
+
+class IdField(serializers.IntegerField):
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(**kwargs)
+
+
+class SourceSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+
+    class Meta:
+        ref_name = "Source"

@@ -1,0 +1,70 @@
+"""Reading documents on behalf of a user: fetch and authorize in one step.
+
+Every read of a single document for a user goes through ``access_document_by_id`` so no caller can
+fetch first and forget to check. A document the user may not see and a document that does not
+exist raise the same ``DocumentNotFound`` with the same message, so responses (404, never 403)
+do not reveal that a hidden document exists.
+"""
+from django.db.models import QuerySet
+from django.http import Http404
+
+from access.principals import user_principals
+from kbsearch.documents.models import Document, DocumentAccess, Source
+
+# Larger ids cannot be stored in a bigint column; asking the database would fail instead of
+# simply finding nothing.
+_MAX_ID = 2**63 - 1
+
+
+class DocumentNotFound(Http404):
+    """No such document, or one the user may not see (deliberately indistinguishable)."""
+
+    def __init__(self) -> None:
+        super().__init__("Document not found.")
+
+
+def document_visible_ids(*, user, document_ids: list[int]) -> set[int]:
+    """The subset of ``document_ids`` that ``user`` may see (access rows meet their principals)."""
+    principals = user_principals(user)
+    if not principals or not document_ids:
+        return set()
+    return set(
+        DocumentAccess.objects.filter(document_id__in=document_ids, principal__in=principals)
+        .values_list("document_id", flat=True)
+        .distinct()
+    )
+
+
+def access_document_by_id(document_id: int, user) -> Document:
+    """The document if ``user`` may see it; raises DocumentNotFound when missing or hidden.
+
+    Visibility: one of the document's access principals is one of the user's. A document without
+    access rows is visible to nobody (fail closed), as is any document to an anonymous user.
+    """
+    if not isinstance(document_id, int) or isinstance(document_id, bool) or not 0 < document_id <= _MAX_ID:
+        raise DocumentNotFound()
+    principals = user_principals(user)
+    if not principals:
+        raise DocumentNotFound()
+    document = (
+        Document.objects.select_related("source")
+        .filter(pk=document_id, access__principal__in=principals)
+        .distinct()
+        .first()
+    )
+    if document is None:
+        raise DocumentNotFound()
+    return document
+
+
+def source_visible_list(*, user) -> QuerySet[Source]:
+    """Sources holding at least one document the user may see, by key.
+
+    Used to validate and describe the ``source`` filter; a source whose every document is hidden
+    from the user is left out so its name is not disclosed either.
+    """
+    principals = user_principals(user)
+    if not principals:
+        return Source.objects.none()
+    visible = DocumentAccess.objects.filter(principal__in=principals).values("document__source_id")
+    return Source.objects.filter(pk__in=visible).order_by("key")

@@ -1,0 +1,167 @@
+"""One page of search results as the API and the search page show it: validated, logged, highlighted.
+
+Both front ends call ``search_page_run`` so they validate filters, log and highlight identically.
+Everything shown comes from ``search_run``, which only returns documents the user may see and
+counts facets over those only; the filter values offered or echoed in errors are limited to the
+user's visible sources, so a hidden source's name is not disclosed either.
+"""
+from dataclasses import dataclass
+from datetime import datetime
+
+from kbsearch.documents.models import Document
+from kbsearch.documents.selectors import source_visible_list
+from kbsearch.search.capture import query_log_create
+from kbsearch.search.highlight import Highlighted, highlight_all, highlight_snippet, highlight_terms
+from kbsearch.search.language import ALL_LANGUAGES
+from kbsearch.search.models import QueryLog
+from kbsearch.search.ranking import InvalidQuery, clean_query
+from kbsearch.search.services import search_run
+
+MAX_LIMIT = 50
+# Deeper pages would make every request rank thousands of candidates; nobody reads that far, and
+# the index caps its candidate pool anyway. Offsets past the last result (below this cap) are fine.
+MAX_OFFSET = 1000
+LANGUAGES: tuple[str, ...] = tuple(sorted(ALL_LANGUAGES))
+
+
+class InvalidSearchFilter(InvalidQuery):
+    """A filter value that names no language or no source the user can search."""
+
+
+@dataclass(frozen=True)
+class PageItem:
+    document: Document
+    rank: int
+    score: float
+    title: Highlighted
+    snippet: Highlighted
+
+    @property
+    def updated_at(self) -> datetime:
+        return self.document.source_updated_at or self.document.updated_at
+
+
+@dataclass(frozen=True)
+class FacetValue:
+    value: str
+    label: str
+    count: int
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    query: str
+    query_log: QueryLog
+    items: list[PageItem]
+    total: int
+    limit: int
+    offset: int
+    exhausted: bool
+    took_ms: float
+    facets: dict[str, list[FacetValue]]
+
+    @property
+    def next_offset(self) -> int | None:
+        following = self.offset + self.limit
+        return None if self.exhausted or following > MAX_OFFSET or not self.items else following
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 80 else value[:80] + "...")
+
+
+def _check_filters(*, user, sources: list[str], languages: list[str]) -> dict[str, str]:
+    """Raise InvalidSearchFilter for unknown values; return visible source names by key."""
+    unknown_languages = [value for value in languages if value not in ALL_LANGUAGES]
+    if unknown_languages:
+        raise InvalidSearchFilter(
+            f"unknown language {_shown(unknown_languages[0])}; use one of: {', '.join(LANGUAGES)}"
+        )
+    names = dict(source_visible_list(user=user).values_list("key", "name"))
+    unknown_sources = [value for value in sources if value not in names]
+    if unknown_sources:
+        known = ", ".join(sorted(names)) or "(none: you cannot see any documents yet)"
+        raise InvalidSearchFilter(f"unknown source {_shown(unknown_sources[0])}; use one of: {known}")
+    return names
+
+
+def _facets(raw: dict[str, dict[str, int]] | None, source_names: dict[str, str]) -> dict[str, list[FacetValue]]:
+    raw = raw or {}
+    ordered = lambda counts: sorted(counts.items(), key=lambda item: (-item[1], item[0]))  # noqa: E731
+    return {
+        "source": [FacetValue(key, source_names.get(key, key), n) for key, n in ordered(raw.get("source", {}))],
+        "language": [FacetValue(code, code, n) for code, n in ordered(raw.get("language", {}))],
+    }
+
+
+def search_page_run(
+    *,
+    user,
+    query: str,
+    channel: str,
+    sources: list[str] | None = None,
+    languages: list[str] | None = None,
+    updated_after: datetime | None = None,
+    limit: int = 10,
+    offset: int = 0,
+    encoder=None,
+) -> SearchPage:
+    """Validate, search as ``user``, log the search and highlight the page; raises InvalidQuery."""
+    text = clean_query(query)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidQuery(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidQuery(f"offset must be between 0 and {MAX_OFFSET}, got {offset}")
+    sources, languages = sorted(set(sources or [])), sorted(set(languages or []))
+    source_names = _check_filters(user=user, sources=sources, languages=languages)
+    mode = "hybrid"
+    response = search_run(
+        user=user,
+        query=text,
+        mode=mode,
+        limit=limit,
+        offset=offset,
+        source_keys=frozenset(sources) or None,
+        languages=frozenset(languages) or None,
+        updated_after=updated_after,
+        encoder=encoder,
+    )
+    terms = highlight_terms(text)
+    items = [
+        PageItem(
+            document=result.document,
+            rank=result.rank,
+            score=float(result.score),
+            title=highlight_all(result.document.title, terms),
+            snippet=highlight_snippet(result.chunk.text, terms),
+        )
+        for result in response.results
+    ]
+    query_log = query_log_create(
+        user=user,
+        query=text,
+        filters={
+            "source": sources,
+            "lang": languages,
+            "updated_after": updated_after.isoformat() if updated_after else None,
+        },
+        mode=mode,
+        channel=channel,
+        limit=limit,
+        offset=offset,
+        results=[{"document": item.document.pk, "rank": item.rank, "score": round(item.score, 6)} for item in items],
+        total=response.total,
+        lexical_total=response.lexical_total,
+        latency_ms=response.took_ms,
+    )
+    return SearchPage(
+        query=text,
+        query_log=query_log,
+        items=items,
+        total=response.total,
+        limit=limit,
+        offset=offset,
+        exhausted=response.exhausted,
+        took_ms=response.took_ms,
+        facets=_facets(response.facets, source_names),
+    )

@@ -1,0 +1,224 @@
+"""The search page, the document page and the no-JavaScript feedback form.
+
+Views only translate between HTTP and the services the API uses too (``search_page_run``,
+``access_document_by_id``, ``feedback_record``, ``click_record``), so the page cannot show or
+accept anything the API would not. Opening a result goes through the document page with the
+search's id and the result's rank in the address, which records the click without JavaScript.
+"""
+import math
+from urllib.parse import urlencode
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from kbsearch.api.throttles import SearchRateThrottle
+from kbsearch.documents.selectors import access_document_by_id
+from kbsearch.search.capture import click_record, feedback_record
+from kbsearch.search.highlight import NO_TERMS, highlight_all, highlight_terms
+from kbsearch.search.models import Feedback
+from kbsearch.search.pages import MAX_OFFSET, InvalidSearchFilter, search_page_run
+from kbsearch.search.ranking import MAX_QUERY_CHARS, InvalidQuery
+from kbsearch.search.selectors import UnknownQueryLog
+from kbsearch.web.strings import ui_language, ui_text
+from kbsearch.web.warmup import encoder_warm_in_background
+
+PAGE_SIZE = 10
+_LAST_PAGE = MAX_OFFSET // PAGE_SIZE + 1
+# Highlighting a whole document costs time proportional to its length; huge ones are shown plain.
+_HIGHLIGHT_BODY_CHARS = 200_000
+
+
+def _language(request: HttpRequest) -> str:
+    return ui_language(getattr(request, "LANGUAGE_CODE", ""))
+
+
+def _positive_int(value: str | None, default: int | None = None) -> int | None:
+    try:
+        number = int(value or "")
+    except ValueError:
+        return default
+    return number if 0 < number < 2**63 else default
+
+
+def _search_url(query: str, sources: list[str], languages: list[str], page: int = 1) -> str:
+    params = [("q", query)] + [("source", s) for s in sources] + [("lang", lang) for lang in languages]
+    if page > 1:
+        params.append(("page", str(page)))
+    return "?" + urlencode(params)
+
+
+def _toggled(values: list[str], value: str) -> list[str]:
+    return [v for v in values if v != value] if value in values else values + [value]
+
+
+def _facet_links(page, query: str, sources: list[str], languages: list[str], lang: str) -> dict:
+    """Each facet value as a link that adds or removes it as a filter (page 1 of the new search)."""
+    links = {}
+    for name, chosen in (("source", sources), ("language", languages)):
+        links[name] = [
+            {
+                "label": facet.label if name == "source" else ui_text(lang, f"lang_{facet.value}"),
+                "count": facet.count,
+                "active": facet.value in chosen,
+                "url": _search_url(
+                    query,
+                    _toggled(sources, facet.value) if name == "source" else sources,
+                    _toggled(languages, facet.value) if name == "language" else languages,
+                ),
+            }
+            for facet in page.facets[name]
+        ]
+    return links
+
+
+def _active_filters(page, query: str, sources: list[str], languages: list[str], lang: str) -> list[dict]:
+    """The chosen filters, each a link that removes it."""
+    names = {facet.value: facet.label for facet in page.facets["source"]}
+    chosen = [(names.get(s, s), _search_url(query, _toggled(sources, s), languages)) for s in sources]
+    chosen += [
+        (ui_text(lang, f"lang_{code}"), _search_url(query, sources, _toggled(languages, code))) for code in languages
+    ]
+    return [{"label": label, "url": url, "remove_label": ui_text(lang, "remove_filter", value=label)} for label, url in chosen]
+
+
+def _pagination(page, query: str, sources: list[str], languages: list[str], number: int, lang: str) -> dict:
+    last = min(_LAST_PAGE, max(1, math.ceil(page.total / PAGE_SIZE)))
+    if not page.exhausted and page.next_offset is not None:
+        last = max(last, number + 1)
+    window = range(max(1, number - 3), min(last, number + 3) + 1)
+    return {
+        "previous": _search_url(query, sources, languages, number - 1) if number > 1 else None,
+        "next": _search_url(query, sources, languages, number + 1) if number < last else None,
+        "pages": [
+            {"number": n, "url": _search_url(query, sources, languages, n), "current": n == number,
+             "label": ui_text(lang, "page_n", n=n)}
+            for n in window
+        ],
+    }
+
+
+def _error_message(error: InvalidQuery, lang: str) -> str:
+    if isinstance(error, InvalidSearchFilter):
+        return ui_text(lang, "error_filter")
+    if "limit is" in str(error):
+        return ui_text(lang, "error_too_long", limit=MAX_QUERY_CHARS)
+    return str(error)
+
+
+class LoginView(auth_views.LoginView):
+    """Django's sign-in, which also starts loading the model so the first search is quick."""
+
+    template_name = "web/login.html"
+    redirect_authenticated_user = True
+
+    def get(self, request, *args, **kwargs):
+        encoder_warm_in_background()
+        return super().get(request, *args, **kwargs)
+
+
+@require_GET
+@login_required
+def search_page(request: HttpRequest) -> HttpResponse:
+    lang = _language(request)
+    query = request.GET.get("q", "")
+    sources, languages = request.GET.getlist("source"), request.GET.getlist("lang")
+    context = {"query": query, "sources": sources, "languages": languages}
+    if not query.strip():
+        return render(request, "web/search.html", context)
+    throttle = SearchRateThrottle()
+    if not throttle.allow_request(request, None):
+        seconds = math.ceil(throttle.wait() or 1)
+        context["error"] = ui_text(lang, "error_rate", seconds=seconds)
+        response = render(request, "web/search.html", context, status=429)
+        response["Retry-After"] = str(seconds)
+        return response
+    number = min(_positive_int(request.GET.get("page"), 1), _LAST_PAGE)
+    try:
+        page = search_page_run(
+            user=request.user,
+            query=query,
+            channel="web",
+            sources=sources,
+            languages=languages,
+            limit=PAGE_SIZE,
+            offset=(number - 1) * PAGE_SIZE,
+        )
+    except InvalidQuery as error:
+        context.update(error=_error_message(error, lang), clear_url=_search_url(query, [], []))
+        return render(request, "web/search.html", context, status=400)
+    seconds = f"{page.took_ms / 1000:.2f}"
+    if page.items:
+        summary = ui_text(
+            lang, "summary", start=page.offset + 1, end=page.offset + len(page.items),
+            total=max(page.total, page.offset + len(page.items)), seconds=seconds,
+        )
+    else:
+        summary = ui_text(lang, "summary_none", seconds=seconds)
+    context.update(
+        page=page,
+        summary=summary,
+        facet_links=_facet_links(page, query, sources, languages, lang),
+        active_filters=_active_filters(page, query, sources, languages, lang),
+        clear_url=_search_url(query, [], []),
+        first_page_url=_search_url(query, sources, languages),
+        pagination=_pagination(page, query, sources, languages, number, lang),
+        no_results_title=ui_text(lang, "no_results_title", query=page.query),
+        page_number=number,
+    )
+    return render(request, "web/search.html", context)
+
+
+@require_GET
+@login_required
+def document_page(request: HttpRequest, document_id: int) -> HttpResponse:
+    document = access_document_by_id(document_id, request.user)
+    query_id, rank = _positive_int(request.GET.get("qid")), _positive_int(request.GET.get("rank"))
+    query_text = ""
+    if query_id is not None and rank is not None:
+        try:
+            click, _created = click_record(user=request.user, document_id=document.pk, rank=rank, query_id=query_id)
+            query_text = click.query
+        except (UnknownQueryLog, InvalidQuery, ValueError):
+            pass  # a stale or edited link still opens the document; it just records no click
+    body = document.body
+    if query_text and len(body) <= _HIGHLIGHT_BODY_CHARS:
+        body_html = highlight_all(body, highlight_terms(query_text)).html()
+    else:
+        body_html = highlight_all(body, NO_TERMS).html()
+    back = request.GET.get("back", "")
+    context = {
+        "document": document,
+        "body_html": body_html,
+        "updated_at": document.source_updated_at or document.updated_at,
+        "back_url": back if back.startswith("/?") or back.startswith("?") else "",
+    }
+    return render(request, "web/document.html", context)
+
+
+@require_POST
+@login_required
+def feedback_form(request: HttpRequest) -> HttpResponse:
+    """Thumbs up/down for browsers without JavaScript (the script posts to the API instead)."""
+    value = {"up": Feedback.Value.UP, "down": Feedback.Value.DOWN}.get(request.POST.get("value", ""))
+    document_id = _positive_int(request.POST.get("document_id"))
+    query_id = _positive_int(request.POST.get("query_id"))
+    if value is None or document_id is None or query_id is None:
+        return HttpResponse("document_id, query_id and value (up or down) are required", status=400)
+    try:
+        feedback_record(
+            user=request.user,
+            document_id=document_id,
+            value=value,
+            query_id=query_id,
+            rank=_positive_int(request.POST.get("rank")),
+        )
+    except (UnknownQueryLog, InvalidQuery) as error:
+        return HttpResponse(str(error), status=400, content_type="text/plain; charset=utf-8")
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        next_url = "/"
+    return HttpResponseRedirect(next_url, status=303)
