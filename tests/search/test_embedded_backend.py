@@ -171,3 +171,17 @@ def test_many_rows_and_tombstone_rebuild_keep_results_exact(index):
     hits = index.vector_search(vector=query, filters=public(), limit=10)
     expected = np.argsort(-(vectors[1500:] @ query))[:10] + 1501
     assert [h.chunk_id for h in hits] == [int(i) for i in expected]
+
+
+@pytest.mark.parametrize(
+    "text, query, language",
+    [
+        ("公司的大数据平台今年上线", "数据", "zh"),  # two-character Chinese word inside a longer run
+        ("新しいテストケースを追加しました", "テスト", "ja"),  # katakana word without spaces
+        ("회사에서 휴가를 신청하세요", "휴가", "ko"),  # Korean word with a particle attached
+    ],
+)
+def test_cjk_terms_are_found_inside_unspaced_text(index, text, query, language):
+    index.upsert_chunks([chunk(1, 1, text, {"public"}, language=language), chunk(2, 2, "unrelated words", {"public"})])
+    hits = index.bm25_search(terms=query_terms(query), filters=public(), limit=5)
+    assert [hit.chunk_id for hit in hits] == [1]
