@@ -26,7 +26,7 @@ demo-data: model
 	$(PY) manage.py demo_setup
 
 serve: venv
-	@echo "kbsearch serving on http://$(HOST):$(PORT)/"
+	@echo "kbsearch serving on http://$(HOST):$(PORT)/ - sign in as alice, bob, carol, dave or erin, password kbsearch-demo (demo/README.md)"
 	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
 demo: demo-data serve
