@@ -7,7 +7,8 @@ from datetime import datetime
 from django.conf import settings
 
 from access.principals import user_principals
-from kbsearch.documents.models import Chunk, Document, DocumentAccess
+from kbsearch.documents.models import Chunk, Document
+from kbsearch.documents.selectors import document_visible_ids
 from kbsearch.search.backends import get_index_backend
 from kbsearch.search.backends.base import SearchFilters
 from kbsearch.search.ranking import Mode, clean_query, rank_documents
@@ -78,8 +79,9 @@ def search_run(
     # The index already filtered; re-checking the database's access rows for the whole pool (the
     # page, the counts and the facets) means an index that missed an access change can only hide a
     # document, never show or count one.
-    visible_pool = _visible_documents([hit.document_id for hit in page.pool], filters.principals)
-    visible = set(visible_pool)
+    pool_ids = [hit.document_id for hit in page.pool]
+    visible = document_visible_ids(user=user, document_ids=pool_ids)
+    visible_pool = [document_id for document_id in pool_ids if document_id in visible]
     results = []
     for hit in page.hits:
         chunk = chunks.get(hit.chunk_id)
@@ -97,17 +99,6 @@ def search_run(
             1 for hit in page.pool if hit.document_id in visible and (mode == "bm25" or hit.bm25_score is not None)
         ),
     )
-
-
-def _visible_documents(document_ids: list[int], principals: frozenset[str]) -> list[int]:
-    if not document_ids or not principals:
-        return []
-    allowed = set(
-        DocumentAccess.objects.filter(document_id__in=document_ids, principal__in=principals).values_list(
-            "document_id", flat=True
-        )
-    )
-    return [document_id for document_id in document_ids if document_id in allowed]
 
 
 def _facets(document_ids: list[int]) -> dict[str, dict[str, int]]:

@@ -212,3 +212,16 @@ def test_source_needs_a_root():
         source_create(key="bad", name="Bad", connector="filesystem", config={})
     with pytest.raises(ConnectorConfigError, match="unknown connector"):
         source_create(key="bad", name="Bad", connector="gopher", config={})
+
+
+def test_stale_index_access_can_hide_but_never_show_or_count(tree, users, encoder, index_backend):
+    """The database's access rows are re-checked for results, totals and facets."""
+    source = source_create(key="share", name="Share", connector="filesystem", config={"root": str(tree)})
+    sync(source, encoder)
+    salary = Document.objects.get(external_id="hr/salary.md")
+    # Access revoked in the database, but the index update is lost (say the index was unreachable).
+    salary.access.all().delete()
+    response = search_run(user=users["alice"], query="salary bands", mode="bm25", limit=10, encoder=encoder)
+    assert salary.pk not in {r.document.pk for r in response.results}
+    assert response.total == 0
+    assert response.facets == {"source": {}, "language": {}}
