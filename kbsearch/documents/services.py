@@ -246,10 +246,12 @@ def document_set_access(
     """Replace a document's access list in the database and the index, without re-embedding."""
     principals = frozenset(normalize_principal(p) for p in principals)
     index = index or get_index_backend()
+    # Database rows first (search re-checks them, so a narrowing takes effect at once), then the
+    # index; the hash is recorded last, so a failed index update is retried by the next sync.
     with transaction.atomic():
         _replace_access_rows(document, principals)
-        Document.objects.filter(pk=document.pk).update(access_hash=_access_hash(principals))
     index.update_access(document.pk, principals)
+    Document.objects.filter(pk=document.pk).update(access_hash=_access_hash(principals))
 
 
 def documents_delete(*, documents: Iterable[Document], index: BaseIndexBackend | None = None) -> int:

@@ -225,3 +225,23 @@ def test_stale_index_access_can_hide_but_never_show_or_count(tree, users, encode
     assert salary.pk not in {r.document.pk for r in response.results}
     assert response.total == 0
     assert response.facets == {"source": {}, "language": {}}
+
+
+def test_failed_index_access_update_is_retried_by_the_next_sync(tree, users, encoder, index_backend, monkeypatch):
+    source = source_create(key="share", name="Share", connector="filesystem", config={"root": str(tree)})
+    sync(source, encoder)
+    write(tree / "hr" / "_access.yaml", "principals: [group:hr, public]\n")
+    touch_later(tree / "hr" / "_access.yaml")
+
+    def unreachable(*_args, **_kwargs):
+        raise ConnectionError("index unreachable")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(index_backend, "update_access", unreachable)
+        with pytest.raises(ConnectionError):
+            sync(source, encoder)
+    # The database already grants erin, but the index does not: she still sees nothing extra.
+    assert visible_titles(users["erin"], "salary", encoder) == set()
+    run = sync(source, encoder)
+    assert run.counts["access_updated"] == 1
+    assert visible_titles(users["erin"], "salary", encoder) == {"Salary bands"}

@@ -80,13 +80,14 @@ class EmbeddedIndexBackend(BaseIndexBackend):
         dimension = self.store.dimension()
         if dimension is None:
             return None
-        latest = self.store.latest_seq()
         memory = self._memory
-        fell_behind = self._applied_seq < self.store.oldest_seq() - 1
-        if memory is None or memory.dimension != dimension or fell_behind:
+        if memory is None or memory.dimension != dimension:
             memory = self._memory = self._rebuild(dimension)
             return memory
-        if latest > self._applied_seq:
+        if self.store.latest_seq() > self._applied_seq:
+            if self._applied_seq < self.store.oldest_seq() - 1:  # the log was trimmed past us
+                memory = self._memory = self._rebuild(dimension)
+                return memory
             self._replay(memory, dimension)
             if memory.tombstone_share > _REBUILD_TOMBSTONE_SHARE and memory.size > 1000:
                 memory = self._memory = self._rebuild(dimension)
