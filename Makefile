@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv model demo demo-data serve test test-fast bench evaluate clean
+.PHONY: venv model demo demo-data serve test lint bench evaluate clean
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,20 +25,30 @@ demo-data: model
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup
 
+# The demo is a development server on loopback: DEBUG on (production leaves it off, the default).
 serve: venv
 	@echo "kbsearch serving on http://$(HOST):$(PORT)/ - sign in as alice, bob, carol, dave or erin, password kbsearch-demo (demo/README.md)"
-	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
+	KBSEARCH_DEBUG=1 $(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
 demo: demo-data serve
 
+# Lint and the layer contracts of docs/architecture.md: a wrong import fails the build.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
+
 # The browser test drives Debian's headless Chromium; CI runs this as root, so it can install it.
-test: venv
+test: lint
 	(command -v chromium >/dev/null && command -v chromedriver >/dev/null) || \
 		(apt-get update && apt-get install -y chromium chromium-driver)
 	scripts/with-test-services.sh $(PY) -m pytest
 
+# Each writes a Markdown table for docs/benchmarks.md; bench_api.py starts its own server.
 bench: model
-	$(PY) bench/run.py
+	$(PY) bench/bench_search.py
+	$(PY) bench/bench_ingest.py
+	$(PY) bench/bench_encoder.py
+	$(PY) bench/bench_api.py
 
 evaluate: model
 	$(PY) manage.py evaluate ../shared/eval --mode bm25 --mode vector --mode hybrid

@@ -1,9 +1,8 @@
-"""Principal strings and the principals of a user.
+"""Principal strings: ``public`` (every signed-in employee), ``user:<username>`` or ``group:<name>``.
 
-A principal is ``public`` (every signed-in employee), ``user:<username>`` or ``group:<name>``.
 Connectors translate their source's permissions into these; search intersects them with the
-requesting user's. Names are compared case-insensitively, as directories (AD, LDAP) do, so both
-sides are folded the same way here.
+requesting user's (``access.resolvers.principals_for``). Names are compared case-insensitively, as
+directories (AD, LDAP) do, so both sides are folded the same way here.
 """
 import re
 
@@ -26,12 +25,3 @@ def normalize_principal(value: str) -> str:
     if not match or any(ch in match.group(2) for ch in "\r\n\t\x00"):
         raise InvalidPrincipal(f"not a principal: {value!r} (expected public, user:<name> or group:<name>)")
     return f"{match.group(1)}:{match.group(2).casefold()}"
-
-
-def user_principals(user) -> frozenset[str]:
-    """Everything a user is known as; empty (sees nothing) for anonymous or inactive users."""
-    if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
-        return frozenset()
-    principals = {PUBLIC, normalize_principal(f"user:{user.get_username()}")}
-    principals.update(normalize_principal(f"group:{name}") for name in user.groups.values_list("name", flat=True))
-    return frozenset(principals)

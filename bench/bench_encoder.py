@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from embeddings.encoder import PASSAGE_PREFIX, Encoder, _model_kwargs  # noqa: E402
-from embeddings.models import DEFAULT_CACHE_DIR, DEFAULT_MODEL_SPEC, resolve_model  # noqa: E402
+from embeddings.loading import DEFAULT_CACHE_DIR, DEFAULT_MODEL_SPEC, resolve_model  # noqa: E402
 
 CORPUS = Path("/work/shared/eval/mixed-kb/corpus.jsonl")
 

@@ -51,10 +51,11 @@ def main() -> None:
         django.setup()
         from django.core.management import call_command
 
-        from embeddings.models import get_encoder
+        from embeddings.loading import get_encoder
         from kbsearch.documents.models import Chunk, Source
-        from kbsearch.documents.services import DocumentInput, documents_ingest
-        from kbsearch.search.chunking import blocks_from_text
+        from kbsearch.documents.services import documents_ingest
+        from kbsearch.ingest.inputs import DocumentInput
+        from kbsearch.ingest.parsers import blocks_from_text
 
         call_command("migrate", verbosity=0)
         encoder = TimedEncoder(get_encoder())

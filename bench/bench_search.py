@@ -19,9 +19,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kbsearch.search.backends.base import IndexChunk, SearchFilters  # noqa: E402
-from kbsearch.search.backends.embedded import EmbeddedIndexBackend  # noqa: E402
-from kbsearch.search.ranking import rank_documents  # noqa: E402
+from kbsearch.index.base import IndexChunk, SearchFilters  # noqa: E402
+from kbsearch.index.embedded import EmbeddedIndexBackend  # noqa: E402
+from kbsearch.index.ranking import rank_documents  # noqa: E402
 
 DIM = 384
 

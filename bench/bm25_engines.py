@@ -17,8 +17,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kbsearch.search.backends.base import IndexChunk, SearchFilters  # noqa: E402
-from kbsearch.search.backends.embedded import EmbeddedIndexBackend  # noqa: E402
+from kbsearch.index.base import IndexChunk, SearchFilters  # noqa: E402
+from kbsearch.index.embedded import EmbeddedIndexBackend  # noqa: E402
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from kbsearch.documents.services import DocumentInput
+from kbsearch.ingest.inputs import DocumentInput
 
 
 class ConnectorConfigError(ValueError):
@@ -70,8 +70,12 @@ class BaseConnector:
 
     key: str = ""
 
-    def __init__(self, *, config: dict) -> None:
+    def __init__(self, *, config: dict, state: dict | None = None) -> None:
         self.config = dict(config)
+        # What the connector remembers between runs (a listing, a cursor): loaded from
+        # ``Source.checkpoint`` and saved back only after a run completed, so a failed run is redone
+        # from the last good state.
+        self.state = dict(state or {})
         self.validate_config()
 
     def validate_config(self) -> None:

@@ -33,8 +33,8 @@ from connectors.base import (
     PollMixin,
     register_connector,
 )
-from kbsearch.documents.services import DocumentInput
-from kbsearch.search.chunking import blocks_from_html, blocks_from_markdown, blocks_from_text
+from kbsearch.ingest.inputs import DocumentInput
+from kbsearch.ingest.parsers import blocks_from_html, blocks_from_markdown, blocks_from_text
 
 ACCESS_FILE = "_access.yaml"
 _PARSERS = {

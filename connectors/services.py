@@ -18,7 +18,8 @@ from connectors.base import (
 )
 from connectors.models import SyncRun
 from kbsearch.documents.models import Document, Source
-from kbsearch.documents.services import DocumentInput, IngestReport, document_set_access, documents_ingest, documents_prune
+from kbsearch.documents.services import IngestReport, document_set_access, documents_ingest, documents_prune
+from kbsearch.ingest.inputs import DocumentInput
 
 logger = logging.getLogger(__name__)
 # Polling windows overlap by this much so a change written during the previous run is not missed.
@@ -49,7 +50,7 @@ def _inputs(items: Iterable[LoadItem], seen: set[str], report: IngestReport, sou
 
 def source_sync(*, source: Source, full: bool = False, encoder=None, index=None) -> SyncRun:
     """Bring a source up to date: polled if it can be and was synced before, else fully loaded."""
-    connector = get_connector_class(source.connector)(config=source.config)
+    connector = get_connector_class(source.connector)(config=source.config, state=source.checkpoint)
     started = timezone.now()
     can_poll = isinstance(connector, PollMixin) and isinstance(connector, IdListingMixin)
     mode = "poll" if (can_poll and not full and source.last_synced_at) else "full"
@@ -77,8 +78,8 @@ def source_sync(*, source: Source, full: bool = False, encoder=None, index=None)
         _finish(run, SyncRun.Status.FAILED, report)
         raise
     with transaction.atomic():
-        Source.objects.filter(pk=source.pk).update(last_synced_at=started)
-        source.last_synced_at = started
+        Source.objects.filter(pk=source.pk).update(last_synced_at=started, checkpoint=connector.state)
+        source.last_synced_at, source.checkpoint = started, connector.state
     _finish(run, SyncRun.Status.PARTIAL if report.errors else SyncRun.Status.SUCCEEDED, report)
     return run
 

@@ -48,7 +48,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "kbsearch.documents",
+    "kbsearch.analytics",
     "kbsearch.search",
+    "kbsearch.evaluation",
     "connectors",
     "access",
     "embeddings",
@@ -62,6 +64,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "access.middleware.principals_scope",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -113,11 +116,17 @@ STATIC_ROOT = Path(os.environ.get("KBSEARCH_STATIC_ROOT", VAR_DIR / "static"))
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
+# --- Permissions ---------------------------------------------------------------------------------
+# Who a user is to the index (access.resolvers): the default reads Django groups.
+KBSEARCH_PRINCIPAL_RESOLVER = os.environ.get(
+    "KBSEARCH_PRINCIPAL_RESOLVER", "access.resolvers.DjangoGroupsPrincipalResolver"
+)
+
 # --- Search core -------------------------------------------------------------------------------
 # The index backend, chosen like Django's CACHES: a dotted path and its options.
 KBSEARCH_INDEX = {
     "BACKEND": os.environ.get(
-        "KBSEARCH_INDEX_BACKEND", "kbsearch.search.backends.embedded.EmbeddedIndexBackend"
+        "KBSEARCH_INDEX_BACKEND", "kbsearch.index.embedded.EmbeddedIndexBackend"
     ),
     "OPTIONS": {
         "path": os.environ.get("KBSEARCH_INDEX_PATH", str(VAR_DIR / "index" / "embedded.sqlite3")),
@@ -133,10 +142,10 @@ KBSEARCH_MODEL_CACHE_DIR = Path(os.environ.get("KBSEARCH_MODEL_CACHE_DIR", VAR_D
 KBSEARCH_EMBED_BATCH_SIZE = int(os.environ.get("KBSEARCH_EMBED_BATCH_SIZE", "16"))
 # "bfloat16" roughly halves CPU time per chunk at cosine 0.99999 to float32 (bench/bench_encoder.py).
 KBSEARCH_EMBED_PRECISION = os.environ.get("KBSEARCH_EMBED_PRECISION", "float32")
-# Chunk budget in model tokens; see kbsearch.search.chunking for why 256.
+# Chunk budget in model tokens; see kbsearch.ingest.chunking for why 256.
 KBSEARCH_CHUNK_TOKENS = int(os.environ.get("KBSEARCH_CHUNK_TOKENS", "256"))
 KBSEARCH_CHUNK_OVERLAP_TOKENS = int(os.environ.get("KBSEARCH_CHUNK_OVERLAP_TOKENS", "32"))
-# Hybrid fusion weight of the vector leg (1.0 = pure vector); see kbsearch.search.fusion.
+# Hybrid fusion weight of the vector leg (1.0 = pure vector); see kbsearch.index.fusion.
 KBSEARCH_HYBRID_ALPHA = float(os.environ.get("KBSEARCH_HYBRID_ALPHA", "0.5"))
 # Start loading the model when the sign-in page is shown, so the first search does not wait for it.
 KBSEARCH_WARM_ENCODER = _env_bool("KBSEARCH_WARM_ENCODER", True)
@@ -179,7 +188,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "kbsearch.api.errors.api_exception_handler",
-    # Per user, per bucket (kbsearch.api.throttles); "<n>/<second|minute|hour|day>", empty = unlimited.
+    # Per user, per bucket (kbsearch.search.throttles); "<n>/<second|minute|hour|day>", empty = unlimited.
     "DEFAULT_THROTTLE_RATES": {
         "search": os.environ.get("KBSEARCH_RATE_SEARCH", "120/minute") or None,
         "documents": os.environ.get("KBSEARCH_RATE_DOCUMENTS", "300/minute") or None,

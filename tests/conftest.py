@@ -23,10 +23,10 @@ def _tiny_model_by_default(settings, tiny_model_dir):
 
 @pytest.fixture
 def index_backend(settings, tmp_path):
-    from kbsearch.search.backends import get_index_backend, reset_index_backend
+    from kbsearch.index.registry import get_index_backend, reset_index_backend
 
     settings.KBSEARCH_INDEX = {
-        "BACKEND": "kbsearch.search.backends.embedded.EmbeddedIndexBackend",
+        "BACKEND": "kbsearch.index.embedded.EmbeddedIndexBackend",
         "OPTIONS": {"path": str(tmp_path / "index" / "embedded.sqlite3")},
     }
     reset_index_backend()

@@ -11,8 +11,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from kbsearch.search.ranking import InvalidQuery
-from kbsearch.search.selectors import UnknownQueryLog
+from kbsearch.analytics.selectors import UnknownQueryLog
+from kbsearch.text.query import InvalidQuery
 
 
 class ErrorSerializer(serializers.Serializer):

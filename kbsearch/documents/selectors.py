@@ -8,7 +8,7 @@ do not reveal that a hidden document exists.
 from django.db.models import QuerySet
 from django.http import Http404
 
-from access.principals import user_principals
+from access.resolvers import principals_for
 from kbsearch.documents.models import Document, DocumentAccess, Source
 
 # Larger ids cannot be stored in a bigint column; asking the database would fail instead of
@@ -25,7 +25,7 @@ class DocumentNotFound(Http404):
 
 def document_visible_ids(*, user, document_ids: list[int]) -> set[int]:
     """The subset of ``document_ids`` that ``user`` may see (access rows meet their principals)."""
-    principals = user_principals(user)
+    principals = principals_for(user)
     if not principals or not document_ids:
         return set()
     return set(
@@ -43,7 +43,7 @@ def access_document_by_id(document_id: int, user) -> Document:
     """
     if not isinstance(document_id, int) or isinstance(document_id, bool) or not 0 < document_id <= _MAX_ID:
         raise DocumentNotFound()
-    principals = user_principals(user)
+    principals = principals_for(user)
     if not principals:
         raise DocumentNotFound()
     document = (
@@ -63,7 +63,7 @@ def source_visible_list(*, user) -> QuerySet[Source]:
     Used to validate and describe the ``source`` filter; a source whose every document is hidden
     from the user is left out so its name is not disclosed either.
     """
-    principals = user_principals(user)
+    principals = principals_for(user)
     if not principals:
         return Source.objects.none()
     visible = DocumentAccess.objects.filter(principal__in=principals).values("document__source_id")

@@ -12,20 +12,20 @@ reason and the rest of the batch goes on.
 """
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
 
 from access.principals import InvalidPrincipal, normalize_principal
+from kbsearch.documents.indexing import index_chunks_for
 from kbsearch.documents.models import Chunk, Document, DocumentAccess, Source
-from kbsearch.search.analysis import index_terms
-from kbsearch.search.backends import get_index_backend
-from kbsearch.search.backends.base import BaseIndexBackend, IndexChunk
-from kbsearch.search.chunking import Block, chunk_blocks
-from kbsearch.search.language import detect_language
+from kbsearch.index.base import BaseIndexBackend
+from kbsearch.index.registry import get_index_backend
+from kbsearch.ingest.chunking import chunk_blocks
+from kbsearch.ingest.inputs import DocumentInput
+from kbsearch.text.language import detect_language
 
 logger = logging.getLogger(__name__)
 # Room for the "passage: " prompt and the <s> </s> tokens inside the model's chunk budget.
@@ -35,19 +35,6 @@ _EMBED_BATCH_CHUNKS = 64
 
 class DocumentRejected(ValueError):
     """A document that cannot be indexed; the message says why."""
-
-
-@dataclass(frozen=True)
-class DocumentInput:
-    """One document as a connector delivers it."""
-
-    external_id: str
-    title: str
-    blocks: Sequence[Block]
-    principals: Iterable[str]
-    url: str = ""
-    language: str | None = None
-    updated_at: datetime | None = None
 
 
 @dataclass
@@ -103,14 +90,14 @@ def _digest(item: DocumentInput) -> _Prepared:
         )
     if not body.strip():
         raise DocumentRejected("document has no text")
-    title = (item.title or "").strip() or str(item.external_id)
+    title = item.display_title
     language = item.language or detect_language(body)
     return _Prepared(item, body, _sha256(f"{title}\x00{item.url}\x00{body}"), principals, language)
 
 
 def _chunk(prepared: _Prepared, encoder) -> None:
     item = prepared.item
-    title = (item.title or "").strip() or str(item.external_id)
+    title = item.display_title
     chunks = chunk_blocks(
         list(item.blocks),
         count_tokens=encoder.count_tokens,
@@ -127,7 +114,7 @@ def _chunk(prepared: _Prepared, encoder) -> None:
 
 def _store(prepared: _Prepared, source: Source, vectors, index: BaseIndexBackend, report: IngestReport) -> None:
     item = prepared.item
-    title = (item.title or "").strip() or str(item.external_id)
+    title = item.display_title
     with transaction.atomic():
         document = (
             Document.objects.select_for_update().filter(source=source, external_id=item.external_id).first()
@@ -137,6 +124,7 @@ def _store(prepared: _Prepared, source: Source, vectors, index: BaseIndexBackend
             document = Document(source=source, external_id=item.external_id)
         elif document.content_hash != prepared.content_hash:
             document.version += 1
+        document.source = source  # already in hand; the index entries read its key
         document.title = title[:1024]
         document.url = item.url[:2048]
         document.language = prepared.language
@@ -156,21 +144,7 @@ def _store(prepared: _Prepared, source: Source, vectors, index: BaseIndexBackend
     if any(chunk.pk is None for chunk in chunks):  # backends without RETURNING
         chunks = list(document.chunks.order_by("ordinal"))
     index.delete_documents([document.pk])
-    index.upsert_chunks(
-        [
-            IndexChunk(
-                chunk_id=chunk.pk,
-                document_id=document.pk,
-                source_key=source.key,
-                language=prepared.language,
-                terms=index_terms(f"{title}\n{chunk.text}"),
-                vector=vector,
-                principals=prepared.principals,
-                updated_at=item.updated_at or document.updated_at,
-            )
-            for chunk, vector in zip(chunks, vectors, strict=True)
-        ]
-    )
+    index.upsert_chunks(index_chunks_for(document=document, chunks=chunks, vectors=vectors, principals=prepared.principals))
     Document.objects.filter(pk=document.pk).update(indexed_hash=prepared.content_hash)
     report.chunks_indexed += len(chunks)
     if created:
@@ -207,7 +181,7 @@ def documents_ingest(
 ) -> IngestReport:
     """Bring the given documents of ``source`` up to date in the database and the index."""
     if encoder is None:
-        from embeddings.models import get_encoder
+        from embeddings.loading import get_encoder
 
         encoder = get_encoder()
     index = index or get_index_backend()
@@ -275,50 +249,3 @@ def documents_prune(
         if document.external_id not in keep_external_ids
     ]
     return documents_delete(documents=stale, index=index)
-
-
-def index_rebuild(*, encoder=None, index: BaseIndexBackend | None = None, batch_size: int = 256) -> int:
-    """Re-embed and re-analyze every stored chunk into the index (after a model or analyzer change).
-
-    Chunking is kept as stored; a change of chunk budget needs a full sync of each source instead.
-    """
-    if encoder is None:
-        from embeddings.models import get_encoder
-
-        encoder = get_encoder()
-    index = index or get_index_backend()
-    index.ensure_index(dimension=encoder.dimension)
-    access: dict[int, set[str]] = {}
-    for document_id, principal in DocumentAccess.objects.values_list("document_id", "principal"):
-        access.setdefault(document_id, set()).add(principal)
-    total = 0
-    chunks = Chunk.objects.select_related("document__source").order_by("document_id", "ordinal")
-    batch: list[Chunk] = []
-    for chunk in chunks.iterator(chunk_size=batch_size):
-        batch.append(chunk)
-        if len(batch) >= batch_size:
-            total += _rebuild_batch(batch, encoder, index, access)
-            batch = []
-    if batch:
-        total += _rebuild_batch(batch, encoder, index, access)
-    return total
-
-
-def _rebuild_batch(batch: list[Chunk], encoder, index: BaseIndexBackend, access: dict[int, set[str]]) -> int:
-    vectors = encoder.encode_passages([chunk.text for chunk in batch])
-    index.upsert_chunks(
-        [
-            IndexChunk(
-                chunk_id=chunk.pk,
-                document_id=chunk.document_id,
-                source_key=chunk.document.source.key,
-                language=chunk.document.language,
-                terms=index_terms(f"{chunk.document.title}\n{chunk.text}"),
-                vector=vector,
-                principals=frozenset(access.get(chunk.document_id, ())),
-                updated_at=chunk.document.source_updated_at or chunk.document.updated_at,
-            )
-            for chunk, vector in zip(batch, vectors, strict=True)
-        ]
-    )
-    return len(batch)

@@ -1,1 +1,2 @@
-"""Search core: text analysis, chunking, indexing and hybrid retrieval."""
+"""Searching as a user: the use cases behind the API and the search page (``search_run``,
+``search_page_run``) and the ``search`` command."""

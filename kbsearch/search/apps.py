@@ -1,4 +1,5 @@
-"""App config for the search core."""
+"""App config for the search use cases (the app keeps the ``search`` command and, for existing
+databases, the migrations that moved the query log to ``analytics``)."""
 from django.apps import AppConfig
 
 
@@ -6,14 +7,3 @@ class SearchConfig(AppConfig):
     name = "kbsearch.search"
     label = "search"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        from django.core.signals import setting_changed
-
-        from kbsearch.search.backends import reset_index_backend
-
-        def _reset_on_change(*, setting: str, **_kwargs) -> None:
-            if setting == "KBSEARCH_INDEX":
-                reset_index_backend()
-
-        setting_changed.connect(_reset_on_change, weak=False)

@@ -8,14 +8,14 @@ user's visible sources, so a hidden source's name is not disclosed either.
 from dataclasses import dataclass
 from datetime import datetime
 
+from kbsearch.analytics.models import QueryLog
+from kbsearch.analytics.services import query_log_create
 from kbsearch.documents.models import Document
 from kbsearch.documents.selectors import source_visible_list
-from kbsearch.search.capture import query_log_create
-from kbsearch.search.highlight import Highlighted, highlight_all, highlight_snippet, highlight_terms
-from kbsearch.search.language import ALL_LANGUAGES
-from kbsearch.search.models import QueryLog
-from kbsearch.search.ranking import InvalidQuery, clean_query
 from kbsearch.search.services import search_run
+from kbsearch.text.highlight import Highlighted, highlight_all, highlight_snippet, highlight_terms
+from kbsearch.text.language import ALL_LANGUAGES
+from kbsearch.text.query import InvalidQuery, clean_query
 
 MAX_LIMIT = 50
 # Deeper pages would make every request rank thousands of candidates; nobody reads that far, and

@@ -1,17 +1,18 @@
 """Searching as a user: principals from the user, the query vector from the encoder, documents
-from the database. Ranking itself is ``kbsearch.search.ranking``."""
+from the database. Ranking itself is ``kbsearch.index.ranking``."""
 import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
 
-from access.principals import user_principals
+from access.resolvers import principals_for
 from kbsearch.documents.models import Chunk, Document
 from kbsearch.documents.selectors import document_visible_ids
-from kbsearch.search.backends import get_index_backend
-from kbsearch.search.backends.base import SearchFilters
-from kbsearch.search.ranking import Mode, clean_query, rank_documents
+from kbsearch.index.base import SearchFilters
+from kbsearch.index.ranking import Mode, rank_documents
+from kbsearch.index.registry import get_index_backend
+from kbsearch.text.query import clean_query
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def search_run(
     started = time.perf_counter()
     text = clean_query(query)
     filters = SearchFilters(
-        principals=user_principals(user),
+        principals=principals_for(user),
         source_keys=source_keys,
         languages=languages,
         updated_after=updated_after,
@@ -61,7 +62,7 @@ def search_run(
     vector = None
     if mode != "bm25" and filters.principals:
         if encoder is None:
-            from embeddings.models import get_encoder
+            from embeddings.loading import get_encoder
 
             encoder = get_encoder()
         vector = encoder.encode_queries([text])[0]

@@ -1,7 +1,8 @@
 """Template context: the UI strings in the language the browser asked for."""
 from django.http import HttpRequest
 
-from kbsearch.web.strings import html_language, ui_language, ui_strings as strings_for
+from kbsearch.web.strings import html_language, ui_language
+from kbsearch.web.strings import ui_strings as strings_for
 
 
 def ui_strings(request: HttpRequest) -> dict:

@@ -15,14 +15,14 @@ from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from kbsearch.api.throttles import SearchRateThrottle
+from kbsearch.analytics.models import Feedback
+from kbsearch.analytics.selectors import UnknownQueryLog
+from kbsearch.analytics.services import click_record, feedback_record
 from kbsearch.documents.selectors import access_document_by_id
-from kbsearch.search.capture import click_record, feedback_record
-from kbsearch.search.highlight import NO_TERMS, highlight_all, highlight_terms
-from kbsearch.search.models import Feedback
 from kbsearch.search.pages import MAX_OFFSET, InvalidSearchFilter, search_page_run
-from kbsearch.search.ranking import MAX_QUERY_CHARS, InvalidQuery
-from kbsearch.search.selectors import UnknownQueryLog
+from kbsearch.search.throttles import SearchRateThrottle
+from kbsearch.text.highlight import NO_TERMS, highlight_all, highlight_terms
+from kbsearch.text.query import MAX_QUERY_CHARS, InvalidQuery
 from kbsearch.web.strings import ui_language, ui_text
 from kbsearch.web.warmup import encoder_warm_in_background
 

@@ -17,7 +17,7 @@ _lock = threading.Lock()
 
 def _load() -> None:
     try:
-        from embeddings.models import get_encoder
+        from embeddings.loading import get_encoder
 
         get_encoder()
     except Exception:  # the search that needs it will report the real error

@@ -2,7 +2,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from kbsearch.search.models import Click, Feedback
+from kbsearch.analytics.models import Click, Feedback
 
 pytestmark = pytest.mark.django_db
 

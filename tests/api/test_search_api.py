@@ -3,12 +3,11 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from rest_framework.authtoken.models import Token
-
+from kbsearch.analytics.models import QueryLog
 from kbsearch.documents.models import Document
-from kbsearch.search.models import QueryLog
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/search"

@@ -16,7 +16,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as until
 from selenium.webdriver.support.ui import WebDriverWait
 
-from kbsearch.search.models import Click, Feedback, QueryLog
+from kbsearch.analytics.models import Click, Feedback, QueryLog
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 CHROMIUM_FLAGS = (

@@ -193,7 +193,7 @@ def test_bad_files_get_clear_errors_and_the_rest_is_indexed(tree, users, encoder
     assert "limit" in reasons["huge.txt"]
     assert run.counts["created"] == 7  # the six good files and odd.md
     assert visible_titles(users["erin"], "cafeteria", encoder) == {"Welcome"}
-    # Zero-width characters join (kbsearch.search.analysis); the emoji and control character separate.
+    # Zero-width characters join (kbsearch.text.analysis); the emoji and control character separate.
     assert "Odd" in visible_titles(users["erin"], "zerowidth control", encoder)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from embeddings.encoder import Encoder
-from embeddings.models import DEFAULT_CACHE_DIR, DEFAULT_MODEL_SPEC, resolve_model
+from embeddings.loading import DEFAULT_CACHE_DIR, DEFAULT_MODEL_SPEC, resolve_model
 from embeddings.tiny import build_tiny_model_dir
 
 

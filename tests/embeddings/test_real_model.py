@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from embeddings.encoder import Encoder
-from embeddings.models import DEFAULT_CACHE_DIR, DEFAULT_MODEL_SPEC, resolve_model
+from embeddings.loading import DEFAULT_CACHE_DIR, DEFAULT_MODEL_SPEC, resolve_model
 
 pytestmark = pytest.mark.slow_model
 

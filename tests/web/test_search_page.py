@@ -4,7 +4,7 @@ import re
 import pytest
 from django.test import Client
 
-from kbsearch.search.models import Click, Feedback, QueryLog
+from kbsearch.analytics.models import Click, Feedback, QueryLog
 from kbsearch.web.strings import STRINGS
 
 pytestmark = pytest.mark.django_db

@@ -2,7 +2,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from embeddings.models import ModelSpecError, resolve_model
+from embeddings.loading import ModelSpecError, resolve_model
 
 
 class Command(BaseCommand):

@@ -7,8 +7,8 @@ from rest_framework.views import APIView
 
 from kbsearch.api.errors import error_responses
 from kbsearch.api.fields import SourceSerializer
-from kbsearch.api.throttles import DocumentRateThrottle
 from kbsearch.documents.selectors import DocumentNotFound, access_document_by_id
+from kbsearch.search.throttles import DocumentRateThrottle
 
 
 class DocumentDetailApi(APIView):

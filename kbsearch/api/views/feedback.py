@@ -5,11 +5,11 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from kbsearch.analytics.models import Feedback
+from kbsearch.analytics.services import click_record, feedback_record
 from kbsearch.api.errors import error_responses
 from kbsearch.api.fields import IdField, QueryTextField
-from kbsearch.api.throttles import FeedbackRateThrottle
-from kbsearch.search.capture import click_record, feedback_record
-from kbsearch.search.models import Feedback
+from kbsearch.search.throttles import FeedbackRateThrottle
 
 _VALUES = {"up": Feedback.Value.UP, "down": Feedback.Value.DOWN}
 _QUERY_HELP = "The query the result came from; may be left out when `query_id` is given."

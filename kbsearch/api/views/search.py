@@ -6,8 +6,8 @@ from rest_framework.views import APIView
 
 from kbsearch.api.errors import error_responses
 from kbsearch.api.fields import HighlightedHtmlField, QueryTextField, SourceSerializer
-from kbsearch.api.throttles import SearchRateThrottle
 from kbsearch.search.pages import LANGUAGES, MAX_LIMIT, MAX_OFFSET, search_page_run
+from kbsearch.search.throttles import SearchRateThrottle
 
 
 class SearchResultSerializer(serializers.Serializer):

@@ -2,8 +2,9 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from kbsearch.search.ranking import MODES, InvalidQuery
+from kbsearch.index.ranking import MODES
 from kbsearch.search.services import search_run
+from kbsearch.text.query import InvalidQuery
 
 
 class Command(BaseCommand):

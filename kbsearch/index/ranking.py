@@ -1,0 +1,89 @@
+"""Document ranking over an index backend: query validation, the three modes, best chunk per document.
+
+This is the part of search that needs no database, so the ``evaluate`` command ranks exactly as the
+API does. Permission and other filters travel in ``SearchFilters`` into every leg.
+"""
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from kbsearch.index.base import BaseIndexBackend, ChunkHit, SearchFilters
+from kbsearch.text.analysis import query_terms
+from kbsearch.text.language import query_languages
+from kbsearch.text.query import InvalidQuery
+
+Mode = Literal["bm25", "vector", "hybrid"]
+MODES: tuple[str, ...] = ("bm25", "vector", "hybrid")
+# Chunk candidates fetched per leg for each document wanted: documents have several chunks and only
+# the best one per document survives, so a page needs more chunks than documents.
+_CHUNKS_PER_DOCUMENT = 3
+# Hybrid scores are normalised over the candidate pool, so every page must be cut from the same
+# pool: this floor keeps it fixed for the first 100 documents (10 pages of 10).
+_MIN_CANDIDATES = 300
+_MAX_CANDIDATES = 10_000
+
+
+@dataclass(frozen=True)
+class RankedPage:
+    hits: list[ChunkHit]  # one per document, best first, already offset and limited
+    exhausted: bool  # no more documents exist beyond this page
+    # Every document in the ranked candidate pool (best chunk each), which pages are cut from;
+    # facets and totals are counted over it, so they only ever count what the filters admit.
+    pool: list[ChunkHit]
+
+
+def rank_documents(
+    *,
+    index: BaseIndexBackend,
+    query: str,
+    query_vector: np.ndarray | None,
+    filters: SearchFilters,
+    mode: Mode = "hybrid",
+    alpha: float = 0.5,
+    limit: int = 10,
+    offset: int = 0,
+    language_gate: bool = True,
+) -> RankedPage:
+    """Rank documents for an already cleaned query; ``query_vector`` is needed unless mode is bm25.
+
+    ``language_gate=False`` gives plain fixed-alpha fusion (BM25 over every language); it exists to
+    measure what the gate is worth (``evaluate --plain-fusion``), not for production.
+    """
+    if mode not in MODES:
+        raise InvalidQuery(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    if not 0.0 <= alpha <= 1.0:
+        raise InvalidQuery(f"alpha must be between 0 and 1, got {alpha}")
+    if limit < 1 or offset < 0:
+        raise InvalidQuery("limit must be positive and offset not negative")
+    if mode != "bm25" and query_vector is None:
+        raise ValueError(f"mode {mode} needs a query vector")
+    if not filters.principals:
+        return RankedPage(hits=[], exhausted=True, pool=[])
+    terms = query_terms(query)
+    wanted = offset + limit
+    candidates = min(max(_MIN_CANDIDATES, wanted * _CHUNKS_PER_DOCUMENT), _MAX_CANDIDATES)
+    while True:
+        if mode == "bm25":
+            chunks = index.bm25_search(terms=terms, filters=filters, limit=candidates) if terms else []
+        elif mode == "vector":
+            chunks = index.vector_search(vector=query_vector, filters=filters, limit=candidates)
+        else:
+            chunks = index.hybrid_search(
+                terms=terms,
+                vector=query_vector,
+                filters=filters,
+                alpha=alpha,
+                limit=candidates,
+                lexical_languages=query_languages(query) if language_gate else None,
+            )
+        best: dict[int, ChunkHit] = {}
+        for hit in chunks:
+            best.setdefault(hit.document_id, hit)
+        exhausted = len(chunks) < candidates
+        if len(best) >= wanted or exhausted or candidates >= _MAX_CANDIDATES:
+            documents = list(best.values())
+            return RankedPage(
+                hits=documents[offset:wanted], exhausted=exhausted and len(documents) <= wanted, pool=documents
+            )
+        candidates = min(candidates * 4, _MAX_CANDIDATES)

@@ -1,1 +1,0 @@
-"""Relevance evaluation on BEIR-layout sets (corpus.jsonl, queries.jsonl, qrels.tsv)."""

@@ -1,0 +1,201 @@
+"""The embedded index: persistence, permissions inside each leg, BM25 maths, access updates."""
+import math
+
+import numpy as np
+import pytest
+
+from kbsearch.index.base import IndexBackendError, IndexChunk, IndexedDocument, SearchFilters
+from kbsearch.index.embedded import EmbeddedIndexBackend
+from kbsearch.text.analysis import index_terms, query_terms
+
+DIM = 8
+
+
+def unit(seed: int) -> np.ndarray:
+    vector = np.random.default_rng(seed).normal(size=DIM).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def chunk(chunk_id, document_id, text, principals, vector=None, language="en", source="s"):
+    return IndexChunk(
+        chunk_id=chunk_id,
+        document_id=document_id,
+        source_key=source,
+        language=language,
+        terms=index_terms(text),
+        vector=unit(chunk_id) if vector is None else vector,
+        principals=frozenset(principals),
+    )
+
+
+def public(*extra):
+    return SearchFilters(principals=frozenset({"public", *extra}))
+
+
+@pytest.fixture
+def index(tmp_path):
+    backend = EmbeddedIndexBackend(path=str(tmp_path / "index.sqlite3"))
+    backend.ensure_index(dimension=DIM)
+    yield backend
+    backend.close()
+
+
+def test_bm25_scores_follow_weaviate_formula(index):
+    index.upsert_chunks(
+        [
+            chunk(1, 1, "alpha beta beta", {"public"}),
+            chunk(2, 2, "alpha gamma delta epsilon", {"public"}),
+            chunk(3, 3, "zeta", {"public"}),
+        ]
+    )
+    hits = index.bm25_search(terms=["beta"], filters=public(), limit=10)
+    assert [hit.chunk_id for hit in hits] == [1]
+    n, df, tf, length, average = 3, 1, 2, 3, (3 + 4 + 1) / 3
+    idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+    expected = idf * tf * 2.2 / (tf + 1.2 * (1 - 0.75 + 0.75 * length / average))
+    assert hits[0].score == pytest.approx(expected, rel=1e-5)
+
+
+def test_permission_filter_applies_before_ranking_in_both_legs(index):
+    query_vector = unit(99)
+    # Fifty hidden chunks that match better than the one visible chunk in both legs.
+    hidden = [chunk(i, i, "budget budget budget", {"group:hr"}, vector=query_vector) for i in range(1, 51)]
+    visible = chunk(100, 100, "budget report for everyone", {"public"}, vector=unit(5))
+    index.upsert_chunks([*hidden, visible])
+    assert [h.chunk_id for h in index.bm25_search(terms=["budget"], filters=public(), limit=1)] == [100]
+    assert [h.chunk_id for h in index.vector_search(vector=query_vector, filters=public(), limit=1)] == [100]
+    assert len(index.bm25_search(terms=["budget"], filters=public("group:hr"), limit=100)) == 51
+
+
+def test_no_principals_and_empty_access_list_see_nothing(index):
+    index.upsert_chunks([chunk(1, 1, "secret plan", set()), chunk(2, 2, "open plan", {"public"})])
+    nobody = SearchFilters(principals=frozenset())
+    assert index.bm25_search(terms=["plan"], filters=nobody, limit=10) == []
+    assert index.vector_search(vector=unit(1), filters=nobody, limit=10) == []
+    everyone = public("user:root", "group:admins")
+    assert [h.document_id for h in index.bm25_search(terms=["plan"], filters=everyone, limit=10)] == [2]
+
+
+def test_unknown_principal_sees_only_what_names_it(index):
+    index.upsert_chunks([chunk(1, 1, "roadmap", {"group:eng"}), chunk(2, 2, "roadmap", {"user:erin"})])
+    filters = SearchFilters(principals=frozenset({"user:erin"}))
+    assert [h.document_id for h in index.bm25_search(terms=["roadmap"], filters=filters, limit=10)] == [2]
+    stranger = SearchFilters(principals=frozenset({"user:mallory"}))
+    assert index.vector_search(vector=unit(1), filters=stranger, limit=10) == []
+
+
+def test_update_access_changes_visibility_without_reembedding(index):
+    index.upsert_chunks([chunk(1, 1, "salary bands", {"group:hr"})])
+    assert index.bm25_search(terms=["salary"], filters=public(), limit=5) == []
+    index.update_access(1, frozenset({"public"}))
+    assert [h.chunk_id for h in index.bm25_search(terms=["salary"], filters=public(), limit=5)] == [1]
+    index.update_access(1, frozenset())
+    assert index.bm25_search(terms=["salary"], filters=public(), limit=5) == []
+
+
+def test_delete_documents_removes_every_chunk(index):
+    index.upsert_chunks([chunk(1, 1, "vpn setup", {"public"}), chunk(2, 1, "vpn tips", {"public"}),
+                         chunk(3, 2, "vpn faq", {"public"})])
+    index.delete_documents([1])
+    assert [h.document_id for h in index.bm25_search(terms=["vpn"], filters=public(), limit=10)] == [2]
+    assert index.document_ids() == {2}
+    assert index.chunk_count() == 1
+
+
+def test_upsert_replaces_a_chunk_by_id(index):
+    index.upsert_chunks([chunk(1, 1, "old words", {"public"})])
+    index.upsert_chunks([chunk(1, 1, "new words", {"public"})])
+    assert index.bm25_search(terms=["old"], filters=public(), limit=5) == []
+    assert [h.chunk_id for h in index.bm25_search(terms=["new"], filters=public(), limit=5)] == [1]
+    assert index.chunk_count() == 1
+
+
+def test_survives_restart(tmp_path):
+    path = str(tmp_path / "index.sqlite3")
+    first = EmbeddedIndexBackend(path=path)
+    first.ensure_index(dimension=DIM)
+    first.upsert_chunks([chunk(1, 1, "持久化 测试", {"public"}, language="zh"), chunk(2, 2, "other", {"public"})])
+    first.delete_documents([2])
+    first.close()
+    second = EmbeddedIndexBackend(path=path)
+    hits = second.bm25_search(terms=query_terms("测试"), filters=public(), limit=5)
+    assert [h.chunk_id for h in hits] == [1]
+    assert [h.chunk_id for h in second.vector_search(vector=unit(1), filters=public(), limit=5)] == [1]
+    second.close()
+
+
+def test_a_second_process_view_catches_up_with_writes(tmp_path):
+    path = str(tmp_path / "index.sqlite3")
+    writer, reader = EmbeddedIndexBackend(path=path), EmbeddedIndexBackend(path=path)
+    writer.ensure_index(dimension=DIM)
+    writer.upsert_chunks([chunk(1, 1, "first", {"public"})])
+    assert len(reader.bm25_search(terms=["first"], filters=public(), limit=5)) == 1
+    writer.upsert_chunks([chunk(2, 2, "second", {"group:x"})])
+    writer.update_access(2, frozenset({"public"}))
+    writer.delete_documents([1])
+    assert reader.bm25_search(terms=["first"], filters=public(), limit=5) == []
+    assert [h.chunk_id for h in reader.bm25_search(terms=["second"], filters=public(), limit=5)] == [2]
+    writer.close()
+    reader.close()
+
+
+def test_filters_on_language_and_source(index):
+    index.upsert_chunks([
+        chunk(1, 1, "wiki page", {"public"}, language="en", source="confluence"),
+        chunk(2, 2, "wiki page", {"public"}, language="ja", source="files"),
+    ])
+    only_ja = SearchFilters(principals=frozenset({"public"}), languages=frozenset({"ja"}))
+    assert [h.chunk_id for h in index.bm25_search(terms=["wiki"], filters=only_ja, limit=5)] == [2]
+    only_confluence = SearchFilters(principals=frozenset({"public"}), source_keys=frozenset({"confluence"}))
+    assert [h.chunk_id for h in index.vector_search(vector=unit(3), filters=only_confluence, limit=5)] == [1]
+    unknown = SearchFilters(principals=frozenset({"public"}), source_keys=frozenset({"nope"}))
+    assert index.bm25_search(terms=["wiki"], filters=unknown, limit=5) == []
+
+
+def test_rejects_wrong_dimension_and_non_finite_vectors(index, tmp_path):
+    with pytest.raises(IndexBackendError, match="shape"):
+        index.upsert_chunks([chunk(1, 1, "x", {"public"}, vector=np.ones(3, dtype=np.float32))])
+    with pytest.raises(IndexBackendError, match="non-finite"):
+        index.upsert_chunks([chunk(1, 1, "x", {"public"}, vector=np.full(DIM, np.nan, dtype=np.float32))])
+    with pytest.raises(IndexBackendError, match="dimensional"):
+        index.ensure_index(dimension=DIM + 1)
+
+
+def test_many_rows_and_tombstone_rebuild_keep_results_exact(index):
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(3000, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index.upsert_chunks([chunk(i + 1, i + 1, f"word{i % 50}", {"public"}, vector=vectors[i]) for i in range(3000)])
+    index.delete_documents(list(range(1, 1501)))  # past the tombstone threshold: rebuild
+    query = unit(1234)
+    hits = index.vector_search(vector=query, filters=public(), limit=10)
+    expected = np.argsort(-(vectors[1500:] @ query))[:10] + 1501
+    assert [h.chunk_id for h in hits] == [int(i) for i in expected]
+
+
+@pytest.mark.parametrize(
+    "text, query, language",
+    [
+        ("公司的大数据平台今年上线", "数据", "zh"),  # two-character Chinese word inside a longer run
+        ("新しいテストケースを追加しました", "テスト", "ja"),  # katakana word without spaces
+        ("회사에서 휴가를 신청하세요", "휴가", "ko"),  # Korean word with a particle attached
+    ],
+)
+def test_cjk_terms_are_found_inside_unspaced_text(index, text, query, language):
+    index.upsert_chunks([chunk(1, 1, text, {"public"}, language=language), chunk(2, 2, "unrelated words", {"public"})])
+    hits = index.bm25_search(terms=query_terms(query), filters=public(), limit=5)
+    assert [hit.chunk_id for hit in hits] == [1]
+
+
+
+def test_indexed_documents_reads_chunks_and_access_lists(index):
+    index.upsert_chunks([chunk(1, 10, "salary bands", {"group:hr"}), chunk(2, 10, "bonus", {"group:hr"})])
+    index.upsert_chunks([chunk(3, 11, "vpn", {"public"})])
+    index.update_access(12, frozenset({"user:bob"}))  # an access list with no chunks is reported too
+    assert index.indexed_documents([10, 11, 12, 99]) == {
+        10: IndexedDocument(frozenset({1, 2}), frozenset({"group:hr"})),
+        11: IndexedDocument(frozenset({3}), frozenset({"public"})),
+        12: IndexedDocument(frozenset(), frozenset({"user:bob"})),
+    }
+    index.delete_documents([10])
+    assert 10 not in index.indexed_documents([10])
