@@ -261,3 +261,13 @@ def test_the_new_generation_is_as_durable_as_the_first(opened):
     assert index.current_generation() == 2
     assert index.store.pragma("synchronous") == 2
     assert np.isclose(index.vector_search(vector=unit(1), filters=public(), limit=1)[0].score, 1.0)
+
+
+def test_a_pointer_to_a_missing_generation_is_a_clear_error_not_an_empty_index(opened, path):
+    index = opened()
+    index.ensure_index(dimension=DIM)
+    index.upsert_chunks([chunk(1, 1, "alpha", {"public"})])
+    index.files.point_at(7, previous=1)  # generation 7 was never written
+    with pytest.raises(IndexBackendError, match="could not open the current generation"):
+        index.bm25_search(terms=["alpha"], filters=public(), limit=5)
+    assert not index.files.file_of(7).exists()

@@ -217,3 +217,9 @@ class EmbeddedIndexBackend(BaseIndexBackend):
         with self._lock:
             memory = self._current()
             return [] if memory is None else memory.bm25_search(terms, filters, limit)
+
+    def hybrid_search(self, **arguments) -> list[ChunkHit]:
+        # Both legs under one hold of the lock, so a switch cannot fall between them and fuse hits
+        # of two generations.
+        with self._lock:
+            return super().hybrid_search(**arguments)
