@@ -1,16 +1,16 @@
 """From stored documents to index entries: the one mapping of ``Chunk`` rows to ``IndexChunk``s,
-and rebuilding the whole index from the database.
+and rebuilding the whole index from the database into a new generation.
 
 The database is the source of truth (``kbsearch.documents.models``); everything the index holds is
 derived here, so ingest, crash recovery and rebuilds cannot disagree on what a chunk looks like in
 the index (its terms include the document title; its date is the source's, else ours).
 """
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from kbsearch.documents.models import Chunk, Document, DocumentAccess
-from kbsearch.index.base import BaseIndexBackend, IndexChunk
+from kbsearch.index.base import BaseIndexBackend, IndexChunk, IndexGeneration
 from kbsearch.index.registry import get_index_backend
 from kbsearch.text.analysis import chunk_terms
 
@@ -39,8 +39,11 @@ def index_chunks_for(
     ]
 
 
-def index_rebuild(*, encoder=None, index: BaseIndexBackend | None = None, batch_size: int = 256) -> int:
-    """Re-embed and re-analyze every stored chunk into the index (after a model or analyzer change).
+def index_rebuild(*, encoder=None, index: BaseIndexBackend | None = None, batch_size: int = 256) -> IndexGeneration:
+    """Re-embed and re-analyze every stored chunk into a new generation of the index, then switch
+    every process to it (after a model or analyzer change). Searches keep using the current
+    generation meanwhile; syncs may keep running, since the backend replays the documents they
+    change through ``_stored_index_chunks``.
 
     Chunking is kept as stored; a change of chunk budget needs a full sync of each source instead.
     """
@@ -49,34 +52,68 @@ def index_rebuild(*, encoder=None, index: BaseIndexBackend | None = None, batch_
 
         encoder = get_encoder()
     index = index or get_index_backend()
-    index.ensure_index(dimension=encoder.dimension)
-    access: dict[int, set[str]] = {}
-    for document_id, principal in DocumentAccess.objects.values_list("document_id", "principal"):
-        access.setdefault(document_id, set()).add(principal)
-    total = 0
+    return index.rebuild(
+        dimension=encoder.dimension,
+        batches=_stored_batches(encoder=encoder, batch_size=batch_size),
+        chunks_for_documents=lambda document_ids: _stored_index_chunks(
+            document_ids=document_ids, encoder=encoder, batch_size=batch_size
+        ),
+    )
+
+
+def _stored_batches(*, encoder, batch_size: int) -> Iterator[list[IndexChunk]]:
+    """Every stored chunk as index entries, a batch at a time.
+
+    A generator on purpose: nothing is read from the database before the backend has begun the
+    new generation, so any change these reads miss is one the backend saw arrive and replays.
+    """
+    access = _access_lists(document_ids=None)
     chunks = Chunk.objects.select_related("document__source").order_by("document_id", "ordinal")
+    yield from _encoded_batches(chunks.iterator(chunk_size=batch_size), encoder, access, batch_size)
+
+
+def _stored_index_chunks(*, document_ids: Sequence[int], encoder, batch_size: int) -> list[IndexChunk]:
+    """The index entries of these documents as the database holds them now (none for a deleted one)."""
+    access = _access_lists(document_ids=document_ids)
+    chunks = (
+        Chunk.objects.filter(document_id__in=list(document_ids))
+        .select_related("document__source")
+        .order_by("document_id", "ordinal")
+    )
+    return [entry for batch in _encoded_batches(chunks, encoder, access, batch_size) for entry in batch]
+
+
+def _access_lists(*, document_ids: Sequence[int] | None) -> dict[int, set[str]]:
+    rows = DocumentAccess.objects.all()
+    if document_ids is not None:
+        rows = rows.filter(document_id__in=list(document_ids))
+    access: dict[int, set[str]] = {}
+    for document_id, principal in rows.values_list("document_id", "principal"):
+        access.setdefault(document_id, set()).add(principal)
+    return access
+
+
+def _encoded_batches(
+    chunks: Iterable[Chunk], encoder, access: dict[int, set[str]], batch_size: int
+) -> Iterator[list[IndexChunk]]:
     batch: list[Chunk] = []
-    for chunk in chunks.iterator(chunk_size=batch_size):
+    for chunk in chunks:
         batch.append(chunk)
         if len(batch) >= batch_size:
-            total += _rebuild_batch(batch, encoder, index, access)
+            yield _index_batch(batch, encoder, access)
             batch = []
     if batch:
-        total += _rebuild_batch(batch, encoder, index, access)
-    return total
+        yield _index_batch(batch, encoder, access)
 
 
-def _rebuild_batch(batch: list[Chunk], encoder, index: BaseIndexBackend, access: dict[int, set[str]]) -> int:
+def _index_batch(batch: list[Chunk], encoder, access: dict[int, set[str]]) -> list[IndexChunk]:
     vectors = encoder.encode_passages([chunk.text for chunk in batch])
-    index.upsert_chunks(
-        [
-            index_chunk_for(
-                document=chunk.document,
-                chunk=chunk,
-                vector=vector,
-                principals=frozenset(access.get(chunk.document_id, ())),
-            )
-            for chunk, vector in zip(batch, vectors, strict=True)
-        ]
-    )
-    return len(batch)
+    return [
+        index_chunk_for(
+            document=chunk.document,
+            chunk=chunk,
+            vector=vector,
+            principals=frozenset(access.get(chunk.document_id, ())),
+        )
+        for chunk, vector in zip(batch, vectors, strict=True)
+    ]

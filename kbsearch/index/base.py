@@ -7,8 +7,14 @@ before ranking, never after, so a page is never shrunk by filtering.
 
 Hybrid search is implemented once here from the two legs (``kbsearch.index.fusion``), so all
 backends fuse the same way; a backend may override it with a native equivalent.
+
+Rebuilds (a new model or analyzer) never touch the index being served: a backend writes a new
+*generation* beside it (``generation_build``), brings it up to date with the writes made
+meanwhile, and switches every process to it atomically (``BaseIndexBuild.switch``). ``rebuild``
+runs those steps; the embedded backend keeps generations as SQLite files, Weaviate will keep them
+as collections behind an alias.
 """
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -63,8 +69,45 @@ class IndexedDocument:
     principals: frozenset[str]
 
 
+@dataclass(frozen=True)
+class IndexGeneration:
+    """One generation of an index: its number (growing with each rebuild) and its size."""
+
+    number: int
+    chunk_count: int
+
+
+# Given document ids, what the source of truth holds for them now, as index entries: every chunk
+# of each document that still exists (a document missing from the result is removed).
+ChunksForDocuments = Callable[[Sequence[int]], Sequence[IndexChunk]]
+
+
 class IndexBackendError(Exception):
     """Raised for index failures callers can act on (wrong dimension, corrupt store)."""
+
+
+class BaseIndexBuild:
+    """A new generation being written while the current one keeps serving searches and writes.
+
+    Searches never see it before ``switch``. Writes that reach the current generation after the
+    build began are not lost: ``switch`` re-reads those documents through ``chunks_for_documents``
+    into the new generation, and a write arriving during or after the switch goes to the new one.
+    """
+
+    number: int
+
+    def write(self, chunks: Sequence[IndexChunk]) -> None:
+        """Add chunks (with their document's access list) to the new generation."""
+        raise NotImplementedError
+
+    def switch(self, *, chunks_for_documents: ChunksForDocuments) -> IndexGeneration:
+        """Replay the writes made since the build began, then make the new generation current for
+        every process, atomically. The replaced generation is kept for one rollback; older ones go."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Discard the new generation (the current one is untouched); a no-op after ``switch``."""
+        raise NotImplementedError
 
 
 class BaseIndexBackend:
@@ -115,6 +158,36 @@ class BaseIndexBackend:
 
     def close(self) -> None:
         """Release connections and memory."""
+
+    def current_generation(self) -> int:
+        """Number of the generation searches use now."""
+        raise NotImplementedError
+
+    def generation_build(self, *, dimension: int) -> BaseIndexBuild:
+        """Begin a new, empty generation for vectors of ``dimension`` (one build at a time)."""
+        raise NotImplementedError
+
+    def rebuild(
+        self,
+        *,
+        dimension: int,
+        batches: Iterable[Sequence[IndexChunk]],
+        chunks_for_documents: ChunksForDocuments,
+    ) -> IndexGeneration:
+        """Write ``batches`` into a new generation and switch to it; on any failure keep the old one.
+
+        ``batches`` is consumed only once the build has begun, so a lazy iterable reads its source
+        after the point from which the backend tracks concurrent writes: a change it misses is one
+        the backend replays through ``chunks_for_documents``.
+        """
+        build = self.generation_build(dimension=dimension)
+        try:
+            for batch in batches:
+                build.write(batch)
+            return build.switch(chunks_for_documents=chunks_for_documents)
+        except BaseException:
+            build.abort()
+            raise
 
     def hybrid_search(
         self,

@@ -4,32 +4,10 @@ import math
 import numpy as np
 import pytest
 
-from kbsearch.index.base import IndexBackendError, IndexChunk, IndexedDocument, SearchFilters
+from kbsearch.index.base import IndexBackendError, IndexedDocument, SearchFilters
 from kbsearch.index.embedded import EmbeddedIndexBackend
-from kbsearch.text.analysis import index_terms, query_terms
-
-DIM = 8
-
-
-def unit(seed: int) -> np.ndarray:
-    vector = np.random.default_rng(seed).normal(size=DIM).astype(np.float32)
-    return vector / np.linalg.norm(vector)
-
-
-def chunk(chunk_id, document_id, text, principals, vector=None, language="en", source="s"):
-    return IndexChunk(
-        chunk_id=chunk_id,
-        document_id=document_id,
-        source_key=source,
-        language=language,
-        terms=index_terms(text),
-        vector=unit(chunk_id) if vector is None else vector,
-        principals=frozenset(principals),
-    )
-
-
-def public(*extra):
-    return SearchFilters(principals=frozenset({"public", *extra}))
+from kbsearch.text.analysis import query_terms
+from tests.index.entries import DIM, chunk, public, unit
 
 
 @pytest.fixture
@@ -199,3 +177,9 @@ def test_indexed_documents_reads_chunks_and_access_lists(index):
     }
     index.delete_documents([10])
     assert 10 not in index.indexed_documents([10])
+
+
+def test_commits_are_as_durable_as_the_database(index):
+    """PostgreSQL's default synchronous_commit=on: a committed write survives a power loss."""
+    assert index.store.pragma("journal_mode") == "wal"
+    assert index.store.pragma("synchronous") == 2  # FULL; NORMAL (1) can drop the last commits

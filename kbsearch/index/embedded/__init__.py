@@ -1,6 +1,11 @@
-"""The embedded index backend: the default, needing no server (see ``memory.py`` for the design)."""
+"""The embedded index backend: the default, needing no server (see ``memory.py`` for the design).
+
+Each process keeps an in-memory copy of the current generation (``generations.py``) and, before
+every search or write, checks whether a rebuild moved the pointer: if so it opens the new
+generation and reloads, so web processes follow a ``manage.py reindex`` without a restart.
+"""
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,33 +18,107 @@ from kbsearch.index.base import (
     IndexedDocument,
     SearchFilters,
 )
+from kbsearch.index.embedded.build import EmbeddedIndexBuild
+from kbsearch.index.embedded.generations import FIRST_GENERATION, GenerationFiles, PointerSignature
 from kbsearch.index.embedded.memory import MemoryIndex
-from kbsearch.index.embedded.store import IndexStore
+from kbsearch.index.embedded.store import GenerationMissing, GenerationSwitched, IndexStore, check_vectors
 
 # Rebuild the in-memory arrays once this share of rows are tombstones.
 _REBUILD_TOMBSTONE_SHARE = 0.25
+# A write or open that keeps losing the race with rebuilds gives up after this many tries.
+_SWITCH_RETRIES = 5
 
 
 class EmbeddedIndexBackend(BaseIndexBackend):
-    """Hybrid BM25 + vector index in one SQLite file with an in-memory search copy."""
+    """Hybrid BM25 + vector index in SQLite files (one per generation) with an in-memory search copy."""
 
     def __init__(self, *, path: str, **options) -> None:
         super().__init__(path=path, **options)
-        self.store = IndexStore(Path(path))
+        self.files = GenerationFiles(Path(path))
         self._lock = threading.RLock()
+        self._store: IndexStore | None = None
+        self._generation = 0
+        self._signature: PointerSignature | None = None
         self._memory: MemoryIndex | None = None
         self._applied_seq = 0
+        with self._lock:
+            self._follow_pointer()
 
     def close(self) -> None:
         with self._lock:
-            self.store.close()
+            if self._store is not None:
+                self._store.close()
+            self._store = None
+            self._signature = None
             self._memory = None
 
-    def ensure_index(self, *, dimension: int) -> None:
-        self.store.set_dimension(dimension)
+    # --- generations ----------------------------------------------------------------------------
 
-    def _dimension(self) -> int:
-        dimension = self.store.dimension()
+    @property
+    def store(self) -> IndexStore:
+        """The current generation's store (after following a switch)."""
+        with self._lock:
+            return self._follow_pointer()
+
+    def current_generation(self) -> int:
+        with self._lock:
+            self._follow_pointer()
+            return self._generation
+
+    def generation_build(self, *, dimension: int) -> EmbeddedIndexBuild:
+        return EmbeddedIndexBuild(self.files, dimension=dimension)
+
+    def _follow_pointer(self) -> IndexStore:
+        """Open the generation the pointer names if it moved since we last looked (caller holds the lock).
+
+        The stat is read before the pointer's content, so a switch between the two shows up as a
+        changed stat at the next call rather than being missed.
+        """
+        signature = self.files.signature()
+        if self._store is not None and signature == self._signature:
+            return self._store
+        for _ in range(_SWITCH_RETRIES):
+            generation = self.files.current()
+            if self._store is not None and generation == self._generation:
+                self._signature = signature
+                return self._store
+            try:
+                store = IndexStore(
+                    self.files.file_of(generation),
+                    create=generation == FIRST_GENERATION,
+                    is_current=lambda generation=generation: self.files.current() == generation,
+                )
+            except GenerationMissing:  # switched again, and this one removed, since we read the pointer
+                signature = self.files.signature()
+                continue
+            if self._store is not None:
+                self._store.close()
+            self._store, self._generation, self._signature = store, generation, signature
+            self._memory = None  # reloaded from the new generation at the next search
+            self._applied_seq = 0
+            return store
+        raise IndexBackendError(f"could not open the current generation of {self.files.path}")
+
+    def _write(self, action: Callable[[IndexStore], None]) -> None:
+        """Run a write on the current generation, again on the next one if a switch overtook it."""
+        with self._lock:
+            for _ in range(_SWITCH_RETRIES):
+                store = self._follow_pointer()
+                try:
+                    action(store)
+                    return
+                except GenerationSwitched:
+                    self._signature = None  # re-read the pointer whatever its stat says
+        raise IndexBackendError(f"the generation of {self.files.path} kept switching during a write")
+
+    # --- writes and checks ----------------------------------------------------------------------
+
+    def ensure_index(self, *, dimension: int) -> None:
+        self._write(lambda store: store.set_dimension(dimension))
+
+    @staticmethod
+    def _dimension_of(store: IndexStore) -> int:
+        dimension = store.dimension()
         if dimension is None:
             raise IndexBackendError("the index has not been created yet: call ensure_index first")
         return dimension
@@ -47,37 +126,37 @@ class EmbeddedIndexBackend(BaseIndexBackend):
     def upsert_chunks(self, chunks: Sequence[IndexChunk]) -> None:
         if not chunks:
             return
-        dimension = self._dimension()
-        for chunk in chunks:
-            if chunk.vector.shape != (dimension,):
-                raise IndexBackendError(
-                    f"chunk {chunk.chunk_id} has a vector of shape {chunk.vector.shape}, index wants ({dimension},)"
-                )
-            if not np.all(np.isfinite(chunk.vector)):
-                raise IndexBackendError(f"chunk {chunk.chunk_id} has a non-finite vector")
-        self.store.upsert(chunks)
+
+        def upsert(store: IndexStore) -> None:
+            check_vectors(chunks, self._dimension_of(store))
+            store.upsert(chunks)
+
+        self._write(upsert)
 
     def delete_documents(self, document_ids: Sequence[int]) -> None:
         if document_ids:
-            self.store.delete_documents(list(document_ids))
+            self._write(lambda store: store.delete_documents(list(document_ids)))
 
     def update_access(self, document_id: int, principals: frozenset[str]) -> None:
-        self.store.set_access(document_id, frozenset(principals))
+        self._write(lambda store: store.set_access(document_id, frozenset(principals)))
 
     def indexed_documents(self, document_ids: Sequence[int]) -> dict[int, IndexedDocument]:
-        return self.store.indexed_documents(list(document_ids))
+        with self._lock:
+            return self._follow_pointer().indexed_documents(list(document_ids))
 
     def document_ids(self) -> set[int]:
-        return self.store.document_ids()
+        with self._lock:
+            return self._follow_pointer().document_ids()
 
     def chunk_count(self) -> int:
-        return self.store.chunk_count()
+        with self._lock:
+            return self._follow_pointer().chunk_count()
 
     # --- keeping the memory copy current -------------------------------------------------------
 
     def _rebuild(self, dimension: int) -> MemoryIndex:
         memory = MemoryIndex(dimension)
-        seq, chunks, access = self.store.snapshot(dimension)
+        seq, chunks, access = self._store.snapshot(dimension)
         for chunk in chunks:
             memory.add(chunk)
         for document_id, principals in access.items():
@@ -86,16 +165,17 @@ class EmbeddedIndexBackend(BaseIndexBackend):
         return memory
 
     def _current(self) -> MemoryIndex | None:
-        """The memory copy with every committed change applied (caller holds the lock)."""
-        dimension = self.store.dimension()
+        """The memory copy of the current generation with every committed change applied (caller holds the lock)."""
+        self._follow_pointer()
+        dimension = self._store.dimension()
         if dimension is None:
             return None
         memory = self._memory
         if memory is None or memory.dimension != dimension:
             memory = self._memory = self._rebuild(dimension)
             return memory
-        if self.store.latest_seq() > self._applied_seq:
-            if self._applied_seq < self.store.oldest_seq() - 1:  # the log was trimmed past us
+        if self._store.latest_seq() > self._applied_seq:
+            if self._applied_seq < self._store.oldest_seq() - 1:  # the log was trimmed past us
                 memory = self._memory = self._rebuild(dimension)
                 return memory
             self._replay(memory, dimension)
@@ -104,11 +184,11 @@ class EmbeddedIndexBackend(BaseIndexBackend):
         return memory
 
     def _replay(self, memory: MemoryIndex, dimension: int) -> None:
-        changes = self.store.changes_since(self._applied_seq)
+        changes = self._store.changes_since(self._applied_seq)
         upserted = [change.chunk_id for change in changes if change.kind == "upsert"]
-        chunks = self.store.load_chunks(upserted, dimension)
+        chunks = self._store.load_chunks(upserted, dimension)
         access_documents = {change.document_id for change in changes if change.kind == "access"}
-        access = self.store.load_access(sorted(access_documents))
+        access = self._store.load_access(sorted(access_documents))
         for change in changes:
             if change.kind == "delete":
                 memory.delete_document(change.document_id)
@@ -137,3 +217,9 @@ class EmbeddedIndexBackend(BaseIndexBackend):
         with self._lock:
             memory = self._current()
             return [] if memory is None else memory.bm25_search(terms, filters, limit)
+
+    def hybrid_search(self, **arguments) -> list[ChunkHit]:
+        # Both legs under one hold of the lock, so a switch cannot fall between them and fuse hits
+        # of two generations.
+        with self._lock:
+            return super().hybrid_search(**arguments)

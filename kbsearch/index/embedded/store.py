@@ -1,14 +1,20 @@
-"""Durable storage of the embedded index: one SQLite file in WAL mode.
+"""Durable storage of one generation of the embedded index: one SQLite file in WAL mode.
 
 SQLite holds every chunk's analyzed terms, vector and filterable fields, each document's access
 list, and an append-only change log. Search never runs SQL: each process keeps an in-memory copy
 (``memory.py``) and replays the change log to catch up with writes made by other processes (the
 sync worker writes, the web server reads). The log is trimmed; a reader that fell behind the trim
 point reloads from the tables.
+
+The change log also tells a rebuild which documents changed in the live generation while it wrote
+the next one (``documents_changed_since``), and ``write_locked`` holds writers off while it switches;
+a writer that was waiting then finds the pointer moved and retries on the new generation
+(``GenerationSwitched``), so no write lands in a generation nobody reads any more.
 """
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,16 +69,56 @@ class Change:
     chunk_id: int | None
 
 
-class IndexStore:
-    """Transactions over the SQLite file; safe to share between threads of one process."""
+class GenerationSwitched(Exception):
+    """A write found, once it held the write lock, that its generation is no longer current."""
 
-    def __init__(self, path: Path) -> None:
+
+class GenerationMissing(Exception):
+    """The generation's file is gone (a later rebuild removed it)."""
+
+
+def check_vectors(chunks: Sequence[IndexChunk], dimension: int) -> None:
+    """Refuse vectors of the wrong size or with NaN/inf before anything is written."""
+    for chunk in chunks:
+        if chunk.vector.shape != (dimension,):
+            raise IndexBackendError(
+                f"chunk {chunk.chunk_id} has a vector of shape {chunk.vector.shape}, index wants ({dimension},)"
+            )
+        if not np.all(np.isfinite(chunk.vector)):
+            raise IndexBackendError(f"chunk {chunk.chunk_id} has a non-finite vector")
+
+
+class IndexStore:
+    """Transactions over one generation's SQLite file; safe to share between threads of one process.
+
+    ``create``: make the file if missing (a new generation); otherwise a missing file raises
+    ``GenerationMissing`` rather than silently creating an empty index. ``is_current``: asked inside
+    every write transaction, once the write lock is held; false raises ``GenerationSwitched``.
+    """
+
+    def __init__(self, path: Path, *, create: bool = True, is_current: Callable[[], bool] | None = None) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._is_current = is_current
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            target, uri = str(self.path), False
+        else:
+            target, uri = self.path.absolute().as_uri() + "?mode=rw", True
+        try:
+            self._conn = sqlite3.connect(
+                target, timeout=60, check_same_thread=False, isolation_level=None, uri=uri
+            )
+        except sqlite3.OperationalError as error:
+            if not create and not self.path.exists():
+                raise GenerationMissing(str(self.path)) from error
+            raise
         self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
+        # FULL, like PostgreSQL's default synchronous_commit=on: a commit is on disk before it returns,
+        # so the index never loses a write the database already counts (NORMAL in WAL mode can drop the
+        # last commits on power loss). The cost is one fsync of the WAL per write transaction; writes
+        # are batched per document or per rebuild batch, so that is one fsync per document synced.
+        self._conn.execute("PRAGMA synchronous=FULL")
         with self._lock:
             self._conn.executescript(SCHEMA)
 
@@ -80,11 +126,30 @@ class IndexStore:
         with self._lock:
             self._conn.close()
 
+    def pragma(self, name: str) -> object:
+        """The value of a read-only PRAGMA on this connection (durability checks)."""
+        if not name.isidentifier():
+            raise ValueError(f"not a pragma name: {name!r}")
+        with self._lock:
+            return self._conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+    @contextmanager
+    def write_locked(self) -> Iterator[None]:
+        """Hold this generation's write lock (every process's writers wait); reads inside see one state."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            finally:
+                self._conn.execute("ROLLBACK")
+
     def _write(self, statements: Iterable[tuple[str, Sequence]]) -> None:
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
+                if self._is_current is not None and not self._is_current():
+                    raise GenerationSwitched(str(self.path))
                 for sql, params in statements:
                     conn.execute(sql, params)
                 conn.execute(
@@ -111,6 +176,9 @@ class IndexStore:
             self._write([("INSERT INTO meta (key, value) VALUES ('dimension', ?)", (str(dimension),))])
 
     def upsert(self, chunks: Sequence[IndexChunk]) -> None:
+        self._write(self._upsert_statements(chunks))
+
+    def _upsert_statements(self, chunks: Sequence[IndexChunk]) -> list[tuple[str, Sequence]]:
         statements: list[tuple[str, Sequence]] = []
         access_written: set[int] = set()
         for chunk in chunks:
@@ -137,7 +205,7 @@ class IndexStore:
             if chunk.document_id not in access_written:
                 access_written.add(chunk.document_id)
                 statements.extend(self._access_statements(chunk.document_id, chunk.principals))
-        self._write(statements)
+        return statements
 
     def _access_statements(self, document_id: int, principals: frozenset[str]) -> list[tuple[str, Sequence]]:
         statements: list[tuple[str, Sequence]] = [("DELETE FROM access WHERE document_id = ?", (document_id,))]
@@ -154,6 +222,15 @@ class IndexStore:
         self._write(self._access_statements(document_id, principals))
 
     def delete_documents(self, document_ids: Sequence[int]) -> None:
+        self._write(self._delete_statements(document_ids))
+
+    def replace_documents(self, document_ids: Sequence[int], chunks: Sequence[IndexChunk]) -> None:
+        """In one transaction, drop everything of these documents and store ``chunks`` (theirs) instead."""
+        statements = self._delete_statements(document_ids)
+        statements.extend(self._upsert_statements(chunks))
+        self._write(statements)
+
+    def _delete_statements(self, document_ids: Sequence[int]) -> list[tuple[str, Sequence]]:
         statements: list[tuple[str, Sequence]] = []
         for document_id in document_ids:
             statements.append(("DELETE FROM chunks WHERE document_id = ?", (document_id,)))
@@ -161,7 +238,7 @@ class IndexStore:
             statements.append(
                 ("INSERT INTO changes (kind, document_id) VALUES ('delete', ?)", (document_id,))
             )
-        self._write(statements)
+        return statements
 
     # --- reads ---------------------------------------------------------------------------------
 
@@ -193,6 +270,29 @@ class IndexStore:
             finally:
                 conn.execute("COMMIT")
         return seq, (self._chunk_from_row(row, dimension) for row in rows), access
+
+    def documents_changed_since(self, seq: int) -> tuple[set[int], int]:
+        """Ids of documents written after change ``seq``, and the latest seq read (one consistent read).
+
+        Fails if the log was trimmed past ``seq``: the changes are no longer all known.
+        """
+        with self._lock:
+            conn = self._conn
+            owns_transaction = not conn.in_transaction
+            if owns_transaction:
+                conn.execute("BEGIN")
+            try:
+                oldest, latest = conn.execute("SELECT MIN(seq), COALESCE(MAX(seq), 0) FROM changes").fetchone()
+                if oldest is not None and oldest > seq + 1 and seq < latest:
+                    raise IndexBackendError(
+                        f"more than {CHANGE_LOG_KEEP} index writes since change {seq} of {self.path}: "
+                        "the writes made during the rebuild are no longer all known; run it again"
+                    )
+                changed = {row[0] for row in conn.execute("SELECT DISTINCT document_id FROM changes WHERE seq > ?", (seq,))}
+            finally:
+                if owns_transaction:
+                    conn.execute("COMMIT")
+        return changed, latest
 
     def changes_since(self, seq: int) -> list[Change]:
         with self._lock:

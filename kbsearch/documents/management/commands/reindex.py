@@ -1,21 +1,16 @@
-"""``manage.py reindex``: rebuild the search index from the stored chunks (new model or analyzer)."""
-from pathlib import Path
+"""``manage.py reindex``: rebuild the search index from the stored chunks (new model or analyzer).
 
-from django.conf import settings
+The backend builds a new generation beside the one being served and switches to it atomically;
+running web processes pick it up at their next search, so nothing needs restarting.
+"""
 from django.core.management.base import BaseCommand
 
 from kbsearch.documents.indexing import index_rebuild
-from kbsearch.index.registry import reset_index_backend
 
 
 class Command(BaseCommand):
-    help = "Drop the embedded index and rebuild it from the database's chunks and access lists."
+    help = "Rebuild the index from the database's chunks and access lists into a new generation and switch to it."
 
     def handle(self, *args, **options) -> None:
-        reset_index_backend()
-        path = settings.KBSEARCH_INDEX["OPTIONS"].get("path")
-        if settings.KBSEARCH_INDEX["BACKEND"].endswith("EmbeddedIndexBackend") and path:
-            for leftover in Path(path).parent.glob(Path(path).name + "*"):
-                leftover.unlink()
-        count = index_rebuild()
-        self.stdout.write(f"reindexed {count} chunks")
+        generation = index_rebuild()
+        self.stdout.write(f"reindexed {generation.chunk_count} chunks into generation {generation.number}")
