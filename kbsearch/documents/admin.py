@@ -22,6 +22,12 @@ class SourceAdmin(admin.ModelAdmin):
     # Written by the connector while syncing; editing them would confuse the next incremental run.
     readonly_fields = ("checkpoint", "last_synced_at", "created_at")
 
+    def get_deleted_objects(self, objs, request):
+        # Documents cannot be deleted one by one here (see DocumentAdmin), which would make Django
+        # refuse the source's deletion too; source_delete removes them properly, index included.
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
     def delete_model(self, request, obj: Source) -> None:
         self._delete_sources(request, [obj])
 
