@@ -16,7 +16,7 @@ from collections.abc import Callable
 _armed: dict[str, Callable[[str], None]] = {}
 
 
-class Killed(BaseException):  # noqa: N818 - it reads as what happened to the process
+class Killed(BaseException):
     """Raised at an armed fault point: the process is to be treated as dead from here on."""
 
 
