@@ -33,6 +33,10 @@ class DocumentFailure:
     reason: str
     # When the item's permissions could not be determined, fail closed: hide what we indexed before.
     revoke_access: bool = False
+    # False when reading the item again unchanged fails the same way (binary, too large): such a
+    # failure does not hold back ``Source.last_synced_at``, since a change to the item is one the
+    # next poll sees anyway. True (the safe default) keeps the poll window open until it succeeds.
+    retryable: bool = True
 
 
 LoadItem = DocumentInput | DocumentFailure

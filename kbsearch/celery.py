@@ -10,3 +10,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 app = Celery("kbsearch")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Index work left in the outbox by an interrupted run is also replayed by every sync of its source;
+# this covers sources that are rarely synced (and deleted ones), within minutes.
+INDEX_REPLAY_INTERVAL_SECONDS = 300.0
+
+
+@app.on_after_configure.connect
+def _schedule_periodic_tasks(sender, **_kwargs) -> None:
+    sender.add_periodic_task(
+        INDEX_REPLAY_INTERVAL_SECONDS,
+        sender.signature("kbsearch.documents.tasks.index_changes_replay_task"),
+        name="replay pending index changes",
+    )

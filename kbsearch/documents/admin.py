@@ -1,11 +1,17 @@
 """Admin for sources and documents: sources are configured here, documents only inspected.
 
 Documents, chunks and access lists are written by syncs; an edit here would be overwritten by the
-next sync and would bypass the search index, so the document pages are read-only.
+next sync and would bypass the search index, so the document pages are read-only. Deleting a source
+(one, or several with the bulk action) goes through ``source_delete``, which takes its documents out
+of the index too.
 """
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 
+from kbsearch.documents.locks import SourceBusy
 from kbsearch.documents.models import Document, DocumentAccess, Source
+from kbsearch.documents.services import source_delete
 
 
 @admin.register(Source)
@@ -15,6 +21,39 @@ class SourceAdmin(admin.ModelAdmin):
     search_fields = ("key", "name")
     # Written by the connector while syncing; editing them would confuse the next incremental run.
     readonly_fields = ("checkpoint", "last_synced_at", "created_at")
+
+    def get_deleted_objects(self, objs, request):
+        # Documents cannot be deleted one by one here (see DocumentAdmin), which would make Django
+        # refuse the source's deletion too; source_delete removes them properly, index included.
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
+    def delete_model(self, request, obj: Source) -> None:
+        self._delete_sources(request, [obj])
+
+    def delete_queryset(self, request, queryset) -> None:
+        self._delete_sources(request, list(queryset))
+
+    def _delete_sources(self, request, sources: list[Source]) -> None:
+        busy = []
+        for source in sources:
+            try:
+                source_delete(source=source)
+            except SourceBusy:
+                busy.append(source.key)
+        if busy:
+            # Disabled already, so no new sync starts; deleting again once the running one ends works.
+            request._kbsearch_delete_failed = True
+            self.message_user(
+                request,
+                f"Not deleted, a sync is running: {', '.join(busy)}. They are disabled now; delete them again shortly.",
+                level=messages.ERROR,
+            )
+
+    def response_delete(self, request, obj_display, obj_id):
+        if getattr(request, "_kbsearch_delete_failed", False):
+            return HttpResponseRedirect(reverse("admin:documents_source_changelist"))
+        return super().response_delete(request, obj_display, obj_id)
 
 
 class DocumentAccessInline(admin.TabularInline):
@@ -36,8 +75,8 @@ class DocumentAdmin(admin.ModelAdmin):
     list_select_related = ("source",)
     inlines = [DocumentAccessInline]
     readonly_fields = (
-        "source", "external_id", "title", "url", "language", "content_hash", "indexed_hash",
-        "access_hash", "version", "source_updated_at", "created_at", "updated_at", "body",
+        "source", "external_id", "title", "url", "language", "content_hash", "version",
+        "source_updated_at", "created_at", "updated_at", "body",
     )
 
     def has_add_permission(self, request) -> bool:

@@ -3,6 +3,9 @@
 The relational database is the source of truth; the search index is derived from it and can be rebuilt.
 A document's access list is a set of principal strings (``user:<name>``, ``group:<name>``,
 ``public``); a document with an empty list is visible to nobody.
+
+``PendingIndexChange`` is the outbox between the two: it is written in the same transaction as the
+document change it announces and removed once the index has taken it (``kbsearch.documents.outbox``).
 """
 from django.db import models
 
@@ -31,10 +34,9 @@ class Document(models.Model):
     url = models.CharField(max_length=2048, blank=True)
     language = models.CharField(max_length=8, default="und")
     body = models.TextField(blank=True)
+    # Hash of title, URL and text as stored (with the chunks, in one transaction): change detection
+    # compares the source with this, and the outbox brings the index up to what is stored.
     content_hash = models.CharField(max_length=64)
-    # Set only once the index holds this content, so a sync that died half way is redone next time.
-    indexed_hash = models.CharField(max_length=64, blank=True)
-    access_hash = models.CharField(max_length=64, blank=True)
     version = models.PositiveIntegerField(default=1)
     source_updated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -79,3 +81,29 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.ordinal}"
+
+
+class PendingIndexChange(models.Model):
+    """A document whose index entries may not match the database yet (the index outbox).
+
+    Written in the transaction that changes the document (or deletes it), deleted once the index
+    holds what the database holds. Plain ids rather than foreign keys: the record must outlive the
+    document (a deletion still has to reach the index) and its source.
+    """
+
+    class Kind(models.TextChoices):
+        UPSERT = "upsert"  # new content: chunks replaced
+        ACCESS = "access"  # same content, new access list
+        DELETE = "delete"  # the document is gone
+        REPAIR = "repair"  # ``sync_source --full`` found the index out of step
+
+    source_id = models.BigIntegerField(null=True, db_index=True)
+    document_id = models.BigIntegerField(db_index=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} document {self.document_id}"

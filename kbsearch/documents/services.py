@@ -1,14 +1,20 @@
 """Ingesting documents: change detection, chunking, embedding, indexing, deletion.
 
-Connectors hand over ``DocumentInput``s; this module decides what work each needs:
-- same content and same access list as last indexed: nothing;
+Connectors hand over ``DocumentInput``s; this module decides what work each needs, comparing the
+source with what the database holds (content hash and access rows, written in one transaction):
+- same content and same access list: nothing;
 - same content, new access list: the access list is replaced in the database and the index, with no
   re-embedding;
 - new or changed content: chunked, embedded (in batches across documents, which is what makes ingest
   fast) and its chunks replaced.
-``Document.indexed_hash`` is written only after the index has the chunks, so a sync that dies half
-way leaves documents that the next sync picks up again. One bad document is reported with its
-reason and the rest of the batch goes on.
+Every change is written to the database together with an outbox record, then applied to the index,
+then the record is cleared (``kbsearch.documents.outbox``): a process that dies anywhere in between
+leaves work that the next run replays from the database, whatever the source did meanwhile. One bad
+document is reported with its reason and the rest of the batch goes on; an index failure stops the
+run (the outbox keeps the work).
+
+Callers writing a source hold its lock (``kbsearch.documents.locks.source_lock``); ``source_sync``
+and ``source_delete`` do.
 """
 import hashlib
 import logging
@@ -19,8 +25,11 @@ from django.conf import settings
 from django.db import transaction
 
 from access.principals import InvalidPrincipal, normalize_principal
+from kbsearch.documents import faults
 from kbsearch.documents.indexing import index_chunks_for
-from kbsearch.documents.models import Chunk, Document, DocumentAccess, Source
+from kbsearch.documents.locks import source_lock
+from kbsearch.documents.models import Chunk, Document, DocumentAccess, PendingIndexChange, Source
+from kbsearch.documents.outbox import index_changes_clear, index_changes_record, index_changes_replay
 from kbsearch.index.base import BaseIndexBackend
 from kbsearch.index.registry import get_index_backend
 from kbsearch.ingest.chunking import chunk_blocks
@@ -31,6 +40,9 @@ logger = logging.getLogger(__name__)
 # Room for the "passage: " prompt and the <s> </s> tokens inside the model's chunk budget.
 _PROMPT_TOKEN_RESERVE = 8
 _EMBED_BATCH_CHUNKS = 64
+_DELETE_BATCH_DOCUMENTS = 500
+# How long deleting a source waits for a running sync of it to finish before giving up.
+_DELETE_LOCK_WAIT_SECONDS = 30.0
 
 
 class DocumentRejected(ValueError):
@@ -45,10 +57,18 @@ class IngestReport:
     access_updated: int = 0
     deleted: int = 0
     chunks_indexed: int = 0
+    replayed: int = 0  # documents whose pending index work (left by an interrupted run) was applied
+    repaired: int = 0  # documents ``--full`` found out of step in the index and repaired
+    # Failures a retry could fix without any change at the source (a read error, a database error),
+    # as opposed to content that is rejected the same way every time it is read.
+    retryable_errors: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)  # (external id, reason)
 
     def merge(self, other: "IngestReport") -> None:
-        for name in ("created", "updated", "unchanged", "access_updated", "deleted", "chunks_indexed"):
+        for name in (
+            "created", "updated", "unchanged", "access_updated", "deleted", "chunks_indexed", "replayed",
+            "repaired", "retryable_errors",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors)
 
@@ -67,10 +87,6 @@ class _Prepared:
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _access_hash(principals: frozenset[str]) -> str:
-    return _sha256("\n".join(sorted(principals)))
 
 
 def _digest(item: DocumentInput) -> _Prepared:
@@ -112,7 +128,8 @@ def _chunk(prepared: _Prepared, encoder) -> None:
     prepared.chunk_tokens = [chunk.token_count for chunk in chunks]
 
 
-def _store(prepared: _Prepared, source: Source, vectors, index: BaseIndexBackend, report: IngestReport) -> None:
+def _store(prepared: _Prepared, source: Source) -> tuple[Document, list[Chunk], bool, list[int]]:
+    """Write the document's new state and its outbox record in one transaction."""
     item = prepared.item
     title = item.display_title
     with transaction.atomic():
@@ -130,7 +147,6 @@ def _store(prepared: _Prepared, source: Source, vectors, index: BaseIndexBackend
         document.language = prepared.language
         document.body = prepared.body
         document.content_hash = prepared.content_hash
-        document.access_hash = _access_hash(prepared.principals)
         document.source_updated_at = item.updated_at
         document.save()
         document.chunks.all().delete()
@@ -141,16 +157,25 @@ def _store(prepared: _Prepared, source: Source, vectors, index: BaseIndexBackend
             )
         )
         _replace_access_rows(document, prepared.principals)
+        record_ids = index_changes_record(
+            documents=[(document.pk, source.pk)], kind=PendingIndexChange.Kind.UPSERT
+        )
     if any(chunk.pk is None for chunk in chunks):  # backends without RETURNING
         chunks = list(document.chunks.order_by("ordinal"))
+    return document, chunks, created, record_ids
+
+
+def _index_stored(
+    document: Document, chunks: list[Chunk], vectors, principals: frozenset[str], index: BaseIndexBackend,
+    record_ids: list[int],
+) -> None:
+    """Apply a stored document to the index with the vectors in hand, then clear its record."""
+    faults.point("documents.store.committed")
     index.delete_documents([document.pk])
-    index.upsert_chunks(index_chunks_for(document=document, chunks=chunks, vectors=vectors, principals=prepared.principals))
-    Document.objects.filter(pk=document.pk).update(indexed_hash=prepared.content_hash)
-    report.chunks_indexed += len(chunks)
-    if created:
-        report.created += 1
-    else:
-        report.updated += 1
+    faults.point("documents.store.index_cleared")
+    index.upsert_chunks(index_chunks_for(document=document, chunks=chunks, vectors=vectors, principals=principals))
+    faults.point("documents.store.indexed")
+    index_changes_clear(record_ids)
 
 
 def _replace_access_rows(document: Document, principals: frozenset[str]) -> None:
@@ -168,10 +193,21 @@ def _flush(pending: list[_Prepared], source: Source, encoder, index: BaseIndexBa
     for prepared in pending:
         count = len(prepared.chunk_texts)
         try:
-            _store(prepared, source, vectors[start : start + count], index, report)
+            document, chunks, created, record_ids = _store(prepared, source)
         except Exception as error:  # one failing document must not lose the rest of the batch
-            logger.exception("indexing %s failed", prepared.item.external_id)
-            report.errors.append((prepared.item.external_id, f"indexing failed: {error}"))
+            logger.exception("storing %s failed", prepared.item.external_id)
+            report.errors.append((prepared.item.external_id, f"storing failed: {error}"))
+            report.retryable_errors += 1
+            start += count
+            continue
+        # Index failures propagate: the index is down for every document alike, and the outbox
+        # record just committed keeps this one's work for the next run.
+        _index_stored(document, chunks, vectors[start : start + count], prepared.principals, index, record_ids)
+        report.chunks_indexed += len(chunks)
+        if created:
+            report.created += 1
+        else:
+            report.updated += 1
         start += count
     pending.clear()
 
@@ -193,8 +229,8 @@ def documents_ingest(
         try:
             existing = Document.objects.filter(source=source, external_id=item.external_id).first()
             prepared = _digest(item)
-            if existing is not None and existing.indexed_hash == prepared.content_hash:
-                if existing.access_hash != _access_hash(prepared.principals):
+            if existing is not None and existing.content_hash == prepared.content_hash:
+                if set(existing.access.values_list("principal", flat=True)) != prepared.principals:
                     document_set_access(document=existing, principals=prepared.principals, index=index)
                     report.access_updated += 1
                 else:
@@ -220,23 +256,38 @@ def document_set_access(
     """Replace a document's access list in the database and the index, without re-embedding."""
     principals = frozenset(normalize_principal(p) for p in principals)
     index = index or get_index_backend()
-    # Database rows first (search re-checks them, so a narrowing takes effect at once), then the
-    # index; the hash is recorded last, so a failed index update is retried by the next sync.
+    # Database rows and outbox record together (search re-checks the rows, so a narrowing takes
+    # effect at once); the index follows, and a failure there is replayed by the next run.
     with transaction.atomic():
         _replace_access_rows(document, principals)
+        record_ids = index_changes_record(
+            documents=[(document.pk, document.source_id)], kind=PendingIndexChange.Kind.ACCESS
+        )
+    faults.point("documents.access.committed")
     index.update_access(document.pk, principals)
-    Document.objects.filter(pk=document.pk).update(access_hash=_access_hash(principals))
+    faults.point("documents.access.indexed")
+    index_changes_clear(record_ids)
 
 
 def documents_delete(*, documents: Iterable[Document], index: BaseIndexBackend | None = None) -> int:
-    """Remove documents from the index first (so search stops showing them), then the database."""
+    """Delete documents from the database (with outbox records, in one transaction), then the index.
+
+    Search re-checks access rows in the database, so a deleted document stops showing at the commit;
+    the index catches up right after, or at the next replay if this process dies first.
+    """
     index = index or get_index_backend()
-    ids = [document.pk for document in documents]
-    if not ids:
-        return 0
-    index.delete_documents(ids)
-    Document.objects.filter(pk__in=ids).delete()
-    return len(ids)
+    pairs = [(document.pk, document.source_id) for document in documents]
+    for start in range(0, len(pairs), _DELETE_BATCH_DOCUMENTS):
+        batch = pairs[start : start + _DELETE_BATCH_DOCUMENTS]
+        ids = [document_id for document_id, _source_id in batch]
+        with transaction.atomic():
+            record_ids = index_changes_record(documents=batch, kind=PendingIndexChange.Kind.DELETE)
+            Document.objects.filter(pk__in=ids).delete()
+        faults.point("documents.delete.committed")
+        index.delete_documents(ids)
+        faults.point("documents.delete.indexed")
+        index_changes_clear(record_ids)
+    return len(pairs)
 
 
 def documents_prune(
@@ -245,7 +296,29 @@ def documents_prune(
     """Delete the source's documents that the source no longer lists."""
     stale = [
         document
-        for document in Document.objects.filter(source=source).only("pk", "external_id")
+        for document in Document.objects.filter(source=source).only("pk", "source_id", "external_id")
         if document.external_id not in keep_external_ids
     ]
     return documents_delete(documents=stale, index=index)
+
+
+def source_delete(*, source: Source, index: BaseIndexBackend | None = None) -> None:
+    """Delete a source: its documents from the index and the database, then the source itself.
+
+    The source is disabled first, so a deletion that dies half way leaves a disabled source that no
+    schedule refills; deleting it again finishes the job (pending index work included). Waits a
+    little for a running sync of the source, then raises ``SourceBusy``.
+    """
+    index = index or get_index_backend()
+    Source.objects.filter(pk=source.pk).update(enabled=False)
+    source.enabled = False
+    with source_lock(source, wait_seconds=_DELETE_LOCK_WAIT_SECONDS):
+        while True:
+            batch = list(Document.objects.filter(source=source).only("pk", "source_id")[:_DELETE_BATCH_DOCUMENTS])
+            if not batch:
+                break
+            documents_delete(documents=batch, index=index)
+        # Leftovers of an earlier interrupted run: every document is gone now, so these are deletions.
+        index_changes_replay(source_id=source.pk, index=index)
+        faults.point("documents.source_delete.emptied")
+        source.delete()

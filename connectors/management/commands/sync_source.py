@@ -6,7 +6,10 @@ from kbsearch.documents.models import Source
 
 
 class Command(BaseCommand):
-    help = "Sync a source: incremental when possible, --full to reload everything."
+    help = (
+        "Sync a source: incremental when possible; --full reloads everything and checks every "
+        "document against the index, repairing what differs."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("key")
@@ -17,6 +20,10 @@ class Command(BaseCommand):
             source = Source.objects.get(key=options["key"])
         except Source.DoesNotExist:
             raise CommandError(f"no source {options['key']!r}; add it with manage.py add_source") from None
+        if not source.enabled:
+            raise CommandError(
+                f"source {source.key} is disabled (enabled=False) and is not synced; enable it in the admin first"
+            )
         try:
             run = source_sync(source=source, full=options["full"])
         except Exception as error:
