@@ -237,17 +237,24 @@ class FileSystemConnector(BaseConnector, FullLoadMixin, PollMixin, IdListingMixi
 
     def _load(self, path: Path, access: _FolderAccess) -> LoadItem:
         external_id = self._external_id(path)
+        # Failures that reading the same file again would repeat (a broken access file, a file too
+        # large or not text) are not retryable: fixing them changes a time or signature the next poll
+        # sees. An OSError may be passing (a share that hiccuped), so it is retried.
         if access.principals is None:
-            return DocumentFailure(external_id, access.error, revoke_access=True)
+            return DocumentFailure(external_id, access.error, revoke_access=True, retryable=False)
         try:
             info = path.stat()
             limit = settings.KBSEARCH_MAX_DOCUMENT_BYTES
             if info.st_size > limit:
                 return DocumentFailure(
-                    external_id, f"file is {info.st_size:,} bytes; the limit is {limit:,} (KBSEARCH_MAX_DOCUMENT_BYTES)"
+                    external_id,
+                    f"file is {info.st_size:,} bytes; the limit is {limit:,} (KBSEARCH_MAX_DOCUMENT_BYTES)",
+                    retryable=False,
                 )
             text = _decode(path.read_bytes(), external_id)
-        except (OSError, ValueError) as error:
+        except ValueError as error:
+            return DocumentFailure(external_id, str(error), retryable=False)
+        except OSError as error:
             return DocumentFailure(external_id, str(error))
         blocks = _PARSERS[path.suffix.lower()](text)
         title = _title_of(blocks, path)

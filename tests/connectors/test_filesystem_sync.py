@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group, User
 from connectors.base import ConnectorConfigError, ConnectorError
 from connectors.models import SyncRun
 from connectors.services import source_create, source_sync
-from kbsearch.documents.models import Chunk, Document, PendingIndexChange
+from kbsearch.documents.models import Chunk, Document, PendingIndexChange, Source
 from kbsearch.search.services import search_run
 
 pytestmark = pytest.mark.django_db
@@ -192,6 +192,10 @@ def test_bad_files_get_clear_errors_and_the_rest_is_indexed(tree, users, encoder
     assert "not valid UTF-8" in reasons["latin1.txt"]
     assert "limit" in reasons["huge.txt"]
     assert run.counts["created"] == 7  # the six good files and odd.md
+    # Each of these fails the same way until the file changes, and a change is what a poll sees:
+    # none holds the poll window open.
+    assert run.counts["retryable_errors"] == 0
+    assert Source.objects.get(pk=source.pk).last_synced_at is not None
     assert visible_titles(users["erin"], "cafeteria", encoder) == {"Welcome"}
     # Zero-width characters join (kbsearch.text.analysis); the emoji and control character separate.
     assert "Odd" in visible_titles(users["erin"], "zerowidth control", encoder)
