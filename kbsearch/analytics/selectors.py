@@ -5,9 +5,7 @@ from datetime import datetime
 from django.db.models import Avg, Count, Max, Q, QuerySet
 
 from kbsearch.analytics.models import QueryLog
-
-# Larger ids cannot be stored in a bigint column (see kbsearch.documents.selectors).
-_MAX_ID = 2**63 - 1
+from kbsearch.documents.ids import is_storable_id
 
 
 class UnknownQueryLog(ValueError):
@@ -16,7 +14,7 @@ class UnknownQueryLog(ValueError):
 
 def query_log_for_user(*, query_id: int, user) -> QueryLog:
     """The user's own logged search; anyone else's (or none) raises UnknownQueryLog."""
-    if not isinstance(query_id, int) or not 0 < query_id <= _MAX_ID or not getattr(user, "is_authenticated", False):
+    if not is_storable_id(query_id) or not getattr(user, "is_authenticated", False):
         raise UnknownQueryLog(f"query_id {query_id} is not one of your searches")
     query_log = QueryLog.objects.filter(pk=query_id, user=user).first()
     if query_log is None:

@@ -3,11 +3,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from kbsearch.documents.ids import MAX_ID
 from kbsearch.text.highlight import Highlighted
 from kbsearch.text.query import MAX_QUERY_CHARS
-
-# Ids beyond a signed 64-bit integer cannot exist; rejecting them here keeps them from the database.
-MAX_ID = 2**63 - 1
 
 
 class QueryTextField(serializers.CharField):

@@ -9,11 +9,8 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from access.resolvers import principals_for
+from kbsearch.documents.ids import is_storable_id
 from kbsearch.documents.models import Document, DocumentAccess, Source
-
-# Larger ids cannot be stored in a bigint column; asking the database would fail instead of
-# simply finding nothing.
-_MAX_ID = 2**63 - 1
 
 
 class DocumentNotFound(Http404):
@@ -41,7 +38,7 @@ def access_document_by_id(document_id: int, user) -> Document:
     Visibility: one of the document's access principals is one of the user's. A document without
     access rows is visible to nobody (fail closed), as is any document to an anonymous user.
     """
-    if not isinstance(document_id, int) or isinstance(document_id, bool) or not 0 < document_id <= _MAX_ID:
+    if not is_storable_id(document_id):
         raise DocumentNotFound()
     principals = principals_for(user)
     if not principals:

@@ -4,6 +4,7 @@ Views only translate between HTTP and the services the API uses too (``search_pa
 ``access_document_by_id``, ``feedback_record``, ``click_record``), so the page cannot show or
 accept anything the API would not. Opening a result goes through the document page with the
 search's id and the result's rank in the address, which records the click without JavaScript.
+Each route spends the same rate-limit bucket as its API endpoint (``kbsearch.web.throttling``).
 """
 import math
 from urllib.parse import urlencode
@@ -18,12 +19,14 @@ from django.views.decorators.http import require_GET, require_POST
 from kbsearch.analytics.models import Feedback
 from kbsearch.analytics.selectors import UnknownQueryLog
 from kbsearch.analytics.services import click_record, feedback_record
+from kbsearch.documents.ids import is_storable_id
 from kbsearch.documents.selectors import access_document_by_id
 from kbsearch.search.pages import MAX_OFFSET, InvalidSearchFilter, search_page_run
-from kbsearch.search.throttles import SearchRateThrottle
+from kbsearch.search.throttles import DocumentRateThrottle, FeedbackRateThrottle, SearchRateThrottle
 from kbsearch.text.highlight import NO_TERMS, highlight_all, highlight_terms
 from kbsearch.text.query import MAX_QUERY_CHARS, InvalidQuery
 from kbsearch.web.strings import ui_language, ui_text
+from kbsearch.web.throttling import rate_limited, throttle_wait
 from kbsearch.web.warmup import encoder_warm_in_background
 
 PAGE_SIZE = 10
@@ -41,7 +44,7 @@ def _positive_int(value: str | None, default: int | None = None) -> int | None:
         number = int(value or "")
     except ValueError:
         return default
-    return number if 0 < number < 2**63 else default
+    return number if is_storable_id(number) else default
 
 
 def _search_url(query: str, sources: list[str], languages: list[str], page: int = 1) -> str:
@@ -129,9 +132,8 @@ def search_page(request: HttpRequest) -> HttpResponse:
     context = {"query": query, "sources": sources, "languages": languages}
     if not query.strip():
         return render(request, "web/search.html", context)
-    throttle = SearchRateThrottle()
-    if not throttle.allow_request(request, None):
-        seconds = math.ceil(throttle.wait() or 1)
+    seconds = throttle_wait(request, SearchRateThrottle)
+    if seconds is not None:
         context["error"] = ui_text(lang, "error_rate", seconds=seconds)
         response = render(request, "web/search.html", context, status=429)
         response["Retry-After"] = str(seconds)
@@ -174,11 +176,14 @@ def search_page(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
+@rate_limited(DocumentRateThrottle)
 def document_page(request: HttpRequest, document_id: int) -> HttpResponse:
     document = access_document_by_id(document_id, request.user)
     query_id, rank = _positive_int(request.GET.get("qid")), _positive_int(request.GET.get("rank"))
     query_text = ""
-    if query_id is not None and rank is not None:
+    # The click spends the clicks API's bucket too; past its limit the document still opens,
+    # unrecorded, as the API would refuse that click.
+    if query_id is not None and rank is not None and throttle_wait(request, FeedbackRateThrottle) is None:
         try:
             click, _created = click_record(user=request.user, document_id=document.pk, rank=rank, query_id=query_id)
             query_text = click.query
@@ -201,6 +206,7 @@ def document_page(request: HttpRequest, document_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
+@rate_limited(FeedbackRateThrottle)
 def feedback_form(request: HttpRequest) -> HttpResponse:
     """Thumbs up/down for browsers without JavaScript (the script posts to the API instead)."""
     value = {"up": Feedback.Value.UP, "down": Feedback.Value.DOWN}.get(request.POST.get("value", ""))
