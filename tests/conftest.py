@@ -1,10 +1,16 @@
-"""Shared fixtures: a tiny offline model for every test, and a throwaway index per test."""
+"""Shared fixtures: a tiny offline model for every test, and a throwaway index per test.
+
+The knowledge-base, user and client fixtures shared by the API, page and report tests live in
+``tests/knowledge_base.py``; each directory's conftest declares only its files and users.
+"""
 import secrets
 
 import pytest
 
 from embeddings.encoder import Encoder
 from embeddings.tiny import build_tiny_model_dir
+
+pytest_plugins = ["tests.knowledge_base"]
 
 
 def pytest_configure(config):

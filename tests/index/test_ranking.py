@@ -71,3 +71,55 @@ def test_bad_mode_and_alpha_are_rejected(index):
         rank_documents(index=index, query="x", query_vector=None, filters=PUBLIC, mode="fuzzy")
     with pytest.raises(InvalidQuery):
         rank_documents(index=index, query="x", query_vector=np.ones(DIM), filters=PUBLIC, alpha=2.0)
+
+
+@pytest.fixture
+def made_index(tmp_path):
+    """Four documents whose vectors and terms are chosen so every mode's order is known.
+
+    Against the query vector (1, 0, 0): cosines 1, 0.8, 0.6 and 0. For the query "alpha": term
+    frequencies 1, 3, 2 and 0 in documents of one length (4 terms), so BM25 orders them by frequency.
+    """
+    backend = EmbeddedIndexBackend(path=str(tmp_path / "made.sqlite3"))
+    backend.ensure_index(dimension=3)
+    made = {
+        1: ((1.0, 0.0, 0.0), "alpha filler filler filler"),
+        2: ((0.8, 0.6, 0.0), "alpha alpha alpha filler"),
+        3: ((0.6, 0.8, 0.0), "alpha alpha filler filler"),
+        4: ((0.0, 0.0, 1.0), "beta filler filler filler"),
+    }
+    backend.upsert_chunks([
+        IndexChunk(chunk_id=document_id * 10, document_id=document_id, source_key="s", language="en",
+                   terms=text.split(), vector=np.array(vector, dtype=np.float32), principals=frozenset({"public"}))
+        for document_id, (vector, text) in made.items()
+    ])
+    yield backend
+    backend.close()
+
+
+def _ranked(index, mode, alpha=0.5):
+    page = rank_documents(index=index, query="alpha", query_vector=np.array([1.0, 0.0, 0.0], dtype=np.float32),
+                          filters=PUBLIC, mode=mode, alpha=alpha, limit=10)
+    return [(hit.document_id, hit.score) for hit in page.hits]
+
+
+def test_vector_order_is_the_cosine_order(made_index):
+    ranked = _ranked(made_index, "vector")
+    assert [document_id for document_id, _ in ranked] == [1, 2, 3, 4]
+    assert [score for _, score in ranked] == pytest.approx([1.0, 0.8, 0.6, 0.0], abs=1e-6)
+
+
+def test_bm25_order_is_the_term_frequency_order_and_non_matches_are_absent(made_index):
+    assert [document_id for document_id, _ in _ranked(made_index, "bm25")] == [2, 3, 1]
+
+
+def test_hybrid_scores_are_the_weighted_normalised_legs(made_index):
+    # BM25 at one document length grows as tf * (k1 + 1) / (tf + k1) with k1 = 1.2: 1, 11/8 and 11/7
+    # times the tf=1 score for tf 1, 2, 3; min-max over the matches gives 0, 21/32 and 1. The vector
+    # leg, min-max over cosines 1, 0.8, 0.6 and 0, keeps the cosines. So at alpha 0.5: doc 2 =
+    # 0.4 + 0.5, doc 3 = 0.3 + 21/64, doc 1 = 0.5 + 0, doc 4 = 0.
+    ranked = _ranked(made_index, "hybrid", alpha=0.5)
+    assert [document_id for document_id, _ in ranked] == [2, 3, 1, 4]
+    assert [score for _, score in ranked] == pytest.approx([0.9, 0.3 + 21 / 64, 0.5, 0.0], abs=1e-6)
+    assert [document_id for document_id, _ in _ranked(made_index, "hybrid", alpha=1.0)] == [1, 2, 3, 4]
+    assert [document_id for document_id, _ in _ranked(made_index, "hybrid", alpha=0.0)] == [2, 3, 1]
