@@ -56,10 +56,12 @@ def rank_documents(
         raise InvalidQuery(f"alpha must be between 0 and 1, got {alpha}")
     if limit < 1 or offset < 0:
         raise InvalidQuery("limit must be positive and offset not negative")
-    if mode != "bm25" and query_vector is None:
-        raise ValueError(f"mode {mode} needs a query vector")
+    # No principals (anonymous, inactive, unresolvable) sees nothing, and needs no query vector:
+    # callers skip encoding for them, so this check comes before the vector's.
     if not filters.principals:
         return RankedPage(hits=[], exhausted=True, pool=[])
+    if mode != "bm25" and query_vector is None:
+        raise ValueError(f"mode {mode} needs a query vector")
     terms = query_terms(query)
     wanted = offset + limit
     candidates = min(max(_MIN_CANDIDATES, wanted * _CHUNKS_PER_DOCUMENT), _MAX_CANDIDATES)
