@@ -1,5 +1,5 @@
 """Structure-aware chunking: token bounds (simple and trained model tokenizers), heading paths,
-overlap, CJK and mixed text, huge inputs, and the Markdown/HTML/text block parsers."""
+overlap, CJK and mixed text, huge inputs (the parsers are in test_parsers.py)."""
 
 import random
 import re
@@ -8,7 +8,8 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from kbsearch.ingest.chunking import TextChunk, chunk_blocks
-from kbsearch.ingest.parsers import Block, blocks_from_html, blocks_from_markdown, blocks_from_text
+from kbsearch.ingest.parsers import Block, blocks_from_html, blocks_from_markdown
+from tests.ingest.samples import HTML, MARKDOWN
 
 CJK = "\u3040-\u30ff\u3400-\u9fff\uac00-\ud7a3"
 _SIMPLE_TOKEN_RE = re.compile(f"[{CJK}]|[^\\W{CJK}]+|[^\\w\\s]")
@@ -340,102 +341,6 @@ def test_invalid_arguments_are_rejected_clearly():
         chunk_paragraph("x", simple_count, max_tokens=64, overlap_tokens=40)
     with pytest.raises(TypeError, match="expected Block"):
         chunk_blocks(["plain string"], count_tokens=simple_count)
-
-
-# --- parsers ----------------------------------------------------------------------------------
-
-MARKDOWN = """# Guide
-
-Intro with **bold**, `code` and a [link](http://example.com).
-A wrapped line.
-
-## 安装
-
-第一行
-第二行
-
-- one
-- two
-  - nested
-1. first
-2. second
-
-| Name | Value |
-|------|-------|
-| a    | 1     |
-
-```python
-def f():
-    return 1
-```
-
-> Quoted advice.
-
-<div><h3>Raw HTML</h3><p>inside markdown</p></div>
-
-![diagram](d.png)
-"""
-
-
-def test_blocks_from_markdown():
-    assert blocks_from_markdown(MARKDOWN) == [
-        Block("heading", "Guide", 1),
-        Block("paragraph", "Intro with bold, code and a link. A wrapped line."),
-        Block("heading", "安装", 2),
-        Block("paragraph", "第一行第二行"),  # a CJK line wrap adds no space
-        Block("list", "- one\n- two\n  - nested"),
-        Block("list", "1. first\n2. second"),
-        Block("table", "Name | Value\na | 1"),
-        Block("code", "def f():\n    return 1"),
-        Block("paragraph", "Quoted advice."),
-        Block("heading", "Raw HTML", 3),
-        Block("paragraph", "inside markdown"),
-        Block("paragraph", "diagram"),
-    ]
-
-
-HTML = """<!DOCTYPE html><html><head><title>Page</title><style>p { color: red }</style></head>
-<body><nav><a href="/">Home</a> | <a href="/x">Menu</a></nav>
-<h1>Guide</h1>
-<div>Loose <b>bold</b> text<p>First line<br>second line</p>tail</div>
-<!-- a comment -->
-<ul><li>one<ul><li>nested</li></ul></li><li>two</li></ul>
-<ol><li>first</li><li>second</li></ol>
-<pre>def f():
-    return 1</pre>
-<table><tr><th>Name</th><th>Value</th></tr><tr><td>a</td><td>1</td></tr></table>
-<script>var hidden = "never indexed";</script>
-<h2>Next</h2><p>  spaced
-   out  </p></body></html>"""
-
-
-def test_blocks_from_html():
-    assert blocks_from_html(HTML) == [
-        Block("heading", "Guide", 1),
-        Block("paragraph", "Loose bold text"),
-        Block("paragraph", "First line\nsecond line"),
-        Block("paragraph", "tail"),
-        Block("list", "- one\n  - nested\n- two"),
-        Block("list", "1. first\n2. second"),
-        Block("code", "def f():\n    return 1"),
-        Block("table", "Name | Value\na | 1"),
-        Block("heading", "Next", 2),
-        Block("paragraph", "spaced out"),
-    ]
-
-
-def test_blocks_from_html_survives_deep_nesting():
-    html = "<div>" * 5000 + "<p>deep</p>" + "</div>" * 5000
-    assert blocks_from_html(html) == [Block("paragraph", "deep")]
-
-
-def test_blocks_from_text_splits_on_blank_lines():
-    text = "first para\ncontinued\r\n\r\n  \nsecond\n\n\n\nthird  "
-    assert blocks_from_text(text) == [
-        Block("paragraph", "first para\ncontinued"),
-        Block("paragraph", "second"),
-        Block("paragraph", "third"),
-    ]
 
 
 def test_parsed_documents_chunk_within_a_model_tokenizer_budget(unigram_count):

@@ -109,6 +109,6 @@ def test_reindex_rebuilds_every_chunk_and_search_finds_the_same(folder, tiny_enc
 
     before = {query: found(query) for query in ("salary", "VPN printer")}
     output = run("reindex")
-    assert re.fullmatch(rf"reindexed {Chunk.objects.count()} chunks\n", output), output
+    assert re.fullmatch(rf"reindexed {Chunk.objects.count()} chunks into generation 2\n", output), output
     assert {query: found(query) for query in before} == before
     assert {external_id for external_id, _ in before["salary"]} == EXTERNAL_IDS
