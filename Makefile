@@ -8,7 +8,13 @@ PORT ?= 8000
 
 .PHONY: venv model demo demo-data serve test lint bench evaluate clean
 
+# python-ldap builds against Debian's OpenLDAP and SASL headers; slapd and ldap-utils run the test
+# directory (tests/access) and the demo's. Installed as root when missing, like Chromium below.
+LDAP_PACKAGES := slapd ldap-utils libldap2-dev libsasl2-dev
+
 $(VENV)/.installed: requirements.txt requirements-test.txt
+	(test -x /usr/sbin/slapd && test -f /usr/include/ldap.h && test -f /usr/include/sasl/sasl.h) || \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(LDAP_PACKAGES))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	# torch first, from the local CPU wheel: any other torch spec pulls gigabytes of CUDA.
