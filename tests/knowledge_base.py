@@ -1,17 +1,12 @@
 """Shared test machinery: a knowledge base synced from files, users in groups, API and page clients.
 
-Registered for every test by ``pytest_plugins`` in ``tests/conftest.py``. A test directory declares
-only what its knowledge base holds and who its users are, by overriding two fixtures:
+Registered for every test by ``pytest_plugins`` in ``tests/conftest.py``. A test directory (or
+module) declares only what its knowledge base holds and who its users are:
 
-    @pytest.fixture
-    def kb_files():   # {relative path: text}; _access.yaml files set the permissions
-        return FILES
+    kb_files, kb_users = knowledge_base_declared(FILES, USERS)
 
-    @pytest.fixture
-    def kb_users():   # {username: {"groups": [...], optional "first_name", "last_name", "is_active"}}
-        return USERS
-
-and then uses ``kb`` ({external_id: Document}), ``users`` ({name: User}), ``clients`` (token API
+FILES is ``{relative path: text}`` (``_access.yaml`` files set the permissions), USERS is
+``{username: {"groups": [...], optional "first_name", "last_name", "is_active"}}``. Tests then use ``kb`` ({external_id: Document}), ``users`` ({name: User}), ``clients`` (token API
 clients by name), ``token_client(user)``, ``page_client(name)``, ``add_source(key, files)``.
 
 ``kb_encoder`` is the encoder the knowledge base is embedded with and searches embed queries with
@@ -29,6 +24,20 @@ from rest_framework.test import APIClient
 
 from connectors.services import source_create, source_sync
 from kbsearch.documents.models import Document, Source
+
+
+def knowledge_base_declared(files: dict[str, str], users: dict[str, dict]):
+    """The ``kb_files`` and ``kb_users`` fixtures for a directory's or module's knowledge base."""
+
+    @pytest.fixture(name="kb_files")
+    def kb_files_fixture() -> dict[str, str]:
+        return files
+
+    @pytest.fixture(name="kb_users")
+    def kb_users_fixture() -> dict[str, dict]:
+        return users
+
+    return kb_files_fixture, kb_users_fixture
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:

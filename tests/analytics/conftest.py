@@ -1,6 +1,6 @@
 """The report tests search through the page, on a small knowledge base of their own (the fixtures
 themselves are shared: ``tests/knowledge_base.py``)."""
-import pytest
+from tests.knowledge_base import knowledge_base_declared
 
 FILES = {
     "_access.yaml": "principals: [public]\n",
@@ -12,11 +12,4 @@ FILES = {
 USERS = {"alice": {"groups": ["hr"]}, "erin": {"groups": []}}
 
 
-@pytest.fixture
-def kb_files():
-    return FILES
-
-
-@pytest.fixture
-def kb_users():
-    return USERS
+kb_files, kb_users = knowledge_base_declared(FILES, USERS)

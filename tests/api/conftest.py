@@ -2,6 +2,8 @@
 different groups (the fixtures themselves are shared: ``tests/knowledge_base.py``)."""
 import pytest
 
+from tests.knowledge_base import knowledge_base_declared
+
 FILES = {
     "_access.yaml": "principals: [public]\n",
     "public/vpn.en.md": "# VPN setup\n\nConnect to the VPN from home with Northwind Connect. Pick the nearest gateway.\n",
@@ -28,14 +30,7 @@ VISIBLE = {
 }
 
 
-@pytest.fixture
-def kb_files():
-    return FILES
-
-
-@pytest.fixture
-def kb_users():
-    return USERS
+kb_files, kb_users = knowledge_base_declared(FILES, USERS)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from connectors.services import _POLL_OVERLAP, source_create, source_sync
 from kbsearch.documents.models import Document, Source
 from kbsearch.documents.selectors import document_visible_ids
 from kbsearch.search.services import search_run
-from tests.connectors.test_filesystem_sync import CountingEncoder
+from tests.counting_encoder import CountingEncoder
 
 pytestmark = pytest.mark.django_db
 

@@ -11,25 +11,9 @@ from connectors.models import SyncRun
 from connectors.services import source_create, source_sync
 from kbsearch.documents.models import Chunk, Document, PendingIndexChange, Source
 from kbsearch.search.services import search_run
+from tests.counting_encoder import CountingEncoder
 
 pytestmark = pytest.mark.django_db
-
-
-class CountingEncoder:
-    """The tiny encoder, counting how many passages it embeds."""
-
-    def __init__(self, encoder) -> None:
-        self.inner = encoder
-        self.passages = 0
-        self.dimension = encoder.dimension
-        self.count_tokens = encoder.count_tokens
-
-    def encode_passages(self, texts):
-        self.passages += len(texts)
-        return self.inner.encode_passages(texts)
-
-    def encode_queries(self, texts):
-        return self.inner.encode_queries(texts)
 
 
 def write(path: Path, text: str | bytes) -> None:

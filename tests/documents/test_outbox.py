@@ -7,21 +7,9 @@ from kbsearch.documents.models import Chunk, Document, PendingIndexChange
 from kbsearch.documents.outbox import index_changes_record, index_changes_replay
 from kbsearch.documents.tasks import index_changes_replay_task
 from tests.connectors.sync_state import make_share, write
+from tests.counting_encoder import CountingEncoder
 
 pytestmark = pytest.mark.django_db
-
-
-class CountingEncoder:
-    def __init__(self, encoder) -> None:
-        self.inner, self.passages, self.dimension = encoder, 0, encoder.dimension
-        self.count_tokens = encoder.count_tokens
-
-    def encode_passages(self, texts):
-        self.passages += len(texts)
-        return self.inner.encode_passages(texts)
-
-    def encode_queries(self, texts):
-        return self.inner.encode_queries(texts)
 
 
 @pytest.fixture

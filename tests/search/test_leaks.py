@@ -14,6 +14,7 @@ import pytest
 from django.test import Client
 
 from kbsearch.analytics.models import Click, Feedback, QueryLog
+from tests.knowledge_base import knowledge_base_declared
 
 pytestmark = pytest.mark.django_db
 
@@ -68,14 +69,7 @@ QUERIES = ["VPN handbook", "kestrel quokka narwhal pangolin axolotl salary revie
 MISSING_ID = 10**12
 
 
-@pytest.fixture
-def kb_files():
-    return SHARE
-
-
-@pytest.fixture
-def kb_users():
-    return USERS
+kb_files, kb_users = knowledge_base_declared(SHARE, USERS)
 
 
 @pytest.fixture

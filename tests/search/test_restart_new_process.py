@@ -9,10 +9,11 @@ import sys
 from io import StringIO
 from pathlib import Path
 
-import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
+
+from tests.knowledge_base import knowledge_base_declared
 
 FILES = {
     "_access.yaml": "principals: [public]\n",
@@ -26,14 +27,7 @@ FILES = {
 USERS = {"alice": {"groups": ["hr"]}, "erin": {"groups": []}}
 
 
-@pytest.fixture
-def kb_files():
-    return FILES
-
-
-@pytest.fixture
-def kb_users():
-    return USERS
+kb_files, kb_users = knowledge_base_declared(FILES, USERS)
 
 
 def _search_here(query: str, user: str) -> list[str]:

@@ -5,6 +5,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from tests.knowledge_base import knowledge_base_declared
+
 pytestmark = pytest.mark.django_db
 
 FILES = {
@@ -16,14 +18,7 @@ FILES = {
 USERS = {"alice": {"groups": ["hr"]}, "erin": {"groups": []}, "ivan": {"groups": ["hr"], "is_active": False}}
 
 
-@pytest.fixture
-def kb_files():
-    return FILES
-
-
-@pytest.fixture
-def kb_users():
-    return USERS
+kb_files, kb_users = knowledge_base_declared(FILES, USERS)
 
 
 def search(*args) -> str:

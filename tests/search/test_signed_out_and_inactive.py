@@ -15,6 +15,7 @@ from kbsearch.analytics.services import click_record, feedback_record
 from kbsearch.documents.selectors import DocumentNotFound, access_document_by_id, source_visible_list
 from kbsearch.search.pages import search_page_run
 from kbsearch.search.services import search_run
+from tests.knowledge_base import knowledge_base_declared
 
 pytestmark = pytest.mark.django_db
 
@@ -27,14 +28,7 @@ FILES = {
 USERS = {"alice": {"groups": ["hr"]}, "ivan": {"groups": ["hr"], "is_active": False}}
 
 
-@pytest.fixture
-def kb_files():
-    return FILES
-
-
-@pytest.fixture
-def kb_users():
-    return USERS
+kb_files, kb_users = knowledge_base_declared(FILES, USERS)
 
 
 class UnreachableDirectoryResolver(BasePrincipalResolver):

@@ -2,6 +2,8 @@
 ``tests/knowledge_base.py``)."""
 import pytest
 
+from tests.knowledge_base import knowledge_base_declared
+
 FILES = {
     "_access.yaml": "principals: [public]\n",
     "public/vpn.en.md": "# VPN setup\n\nConnect to the VPN from home. Pick the nearest gateway if latency < 50 ms & retry.\n",
@@ -19,14 +21,7 @@ USERS = {
 }
 
 
-@pytest.fixture
-def kb_files():
-    return FILES
-
-
-@pytest.fixture
-def kb_users():
-    return USERS
+kb_files, kb_users = knowledge_base_declared(FILES, USERS)
 
 
 @pytest.fixture(autouse=True)
