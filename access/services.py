@@ -66,7 +66,9 @@ def directory_sync(*, directory: Directory, full: bool = False, connection=None,
                 # Another domain controller answered: its USNs are not ours. Read everything instead.
                 run.mode = DirectorySyncRun.Mode.FULL
                 reading = directory_read(directory=directory, client=client, full=True)
-        return _apply(directory, run, reading, read_at, confirms)
+        run = _apply(directory, run, reading, read_at, confirms)
+        directory.refresh_from_db()  # the caller's copy shows the new cursor and last success
+        return run
     except (DirectoryUnavailable, DirectoryConfigError) as error:
         _finish(run, DirectorySyncRun.Status.FAILED, errors=[str(error)])
         logger.warning("directory %s was not synced: %s", directory.key, error)

@@ -1,8 +1,11 @@
 """Directory sync against a real slapd (OpenLDAP-shaped entries): full and incremental runs, nested
 groups and a cycle, non-ASCII names, paging, deletions, the implausible-change guard."""
+import socket
+
 import pytest
 from django.core.management import CommandError, call_command
 
+from access.directory.client import DirectoryUnavailable
 from access.models import AuditEvent, DirectoryGroup, DirectoryMembership, DirectorySyncRun, DirectoryUser
 from access.services import SyncNotConfirmable, directory_sync, directory_sync_confirm
 from tests.access.directory_data import OPENLDAP_CLOSURE, OPENLDAP_USERS, group_dn, person_dn
@@ -191,3 +194,17 @@ class _Lines:
 
     def flush(self) -> None:
         pass
+
+
+def test_a_server_that_accepts_but_never_answers_times_out_as_unavailable(openldap):
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # the kernel completes the handshake; nobody ever reads or answers
+        openldap.server_urls = f"ldap://127.0.0.1:{silent.getsockname()[1]}"
+        openldap.timeout_seconds = 1
+        openldap.save()
+        with pytest.raises(DirectoryUnavailable):
+            directory_sync(directory=openldap, full=True)
+    run = DirectorySyncRun.objects.get(directory=openldap)
+    assert run.status == "failed" and run.errors
+    assert not DirectoryUser.objects.exists()
