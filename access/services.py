@@ -38,12 +38,12 @@ def directory_create(*, key: str, kind: str, server_urls: str, user_base_dn: str
     """Register (or update) a directory after checking its configuration can work."""
     if kind not in (OPENLDAP, AD):
         raise DirectoryConfigError(f"kind must be {OPENLDAP!r} or {AD!r}, got {kind!r}")
-    directory, _created = Directory.objects.update_or_create(
-        key=key,
-        defaults={"kind": kind, "server_urls": server_urls, "user_base_dn": user_base_dn,
-                  "group_base_dn": group_base_dn, **options},
-    )
-    directory.full_clean()
+    directory = Directory.objects.filter(key=key).first() or Directory(key=key)
+    for name, value in {"kind": kind, "server_urls": server_urls, "user_base_dn": user_base_dn,
+                        "group_base_dn": group_base_dn, **options}.items():
+        setattr(directory, name, value)
+    directory.full_clean()  # before saving: a bad value is refused, not stored
+    directory.save()
     return directory
 
 

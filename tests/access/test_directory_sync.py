@@ -208,3 +208,32 @@ def test_a_server_that_accepts_but_never_answers_times_out_as_unavailable(openld
     run = DirectorySyncRun.objects.get(directory=openldap)
     assert run.status == "failed" and run.errors
     assert not DirectoryUser.objects.exists()
+
+
+def test_add_directory_registers_a_directory_that_then_syncs(db, slapd, directory_password):
+    from tests.access.conftest import PASSWORD_VARIABLE
+    from tests.access.slapd import SERVICE_DN
+
+    out: list[str] = []
+    call_command(
+        "add_directory", "hq", "--kind", "openldap", "--url", slapd.url, "--bind-dn", SERVICE_DN,
+        "--password-env", PASSWORD_VARIABLE, "--user-base", "ou=people,dc=example,dc=com",
+        "--group-base", "ou=groups,dc=example,dc=com", "--grace-hours", "2", stdout=_Lines(out),
+    )
+    assert "sync_directory hq --full" in out[0]
+    call_command("sync_directory", "hq", stdout=_Lines(out))
+    assert "full sync succeeded" in out[1] and "memberships 18" in out[1]
+    out.clear()
+    call_command(
+        "add_directory", "hq2", "--kind", "ad", "--url", slapd.url, "--bind-dn", SERVICE_DN,
+        "--password-env", "KBSEARCH_NO_SUCH_VARIABLE", "--user-base", "o=x", "--group-base", "o=x",
+        stdout=_Lines(out),
+    )
+    assert out[0].startswith("warning:") and "KBSEARCH_NO_SUCH_VARIABLE is not set" in out[0]
+    with pytest.raises(CommandError, match="KBSEARCH_NO_SUCH_VARIABLE is not set"):
+        call_command("sync_directory", "hq2", stdout=_Lines(out))
+    with pytest.raises(CommandError, match="max_removal_share"):
+        call_command(
+            "add_directory", "hq3", "--kind", "ad", "--url", slapd.url, "--user-base", "o=x",
+            "--group-base", "o=x", "--max-removal-share", "1.5", stdout=_Lines(out),
+        )
