@@ -1,4 +1,4 @@
-"""Directory reads: a user's principals from the synced tables, and a directory's state.
+"""Directory reads: a user's principals from the synced tables.
 
 ``directory_principals`` is what ``access.resolvers.DirectoryPrincipalResolver`` returns. It
 reads the user's directory rows, their directories' last successful sync and their transitive
@@ -18,7 +18,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from access.models import Directory, DirectorySyncRun, DirectoryUser
+from access.models import DirectoryUser
 from access.principals import PUBLIC
 
 
@@ -53,7 +53,3 @@ def directory_principals(*, username: str) -> frozenset[str]:
     if not known or not fresh:
         return frozenset({PUBLIC})
     return frozenset({PUBLIC, f"user:{username}", *groups})
-
-
-def directory_last_run(*, directory: Directory) -> DirectorySyncRun | None:
-    return DirectorySyncRun.objects.filter(directory=directory).first()

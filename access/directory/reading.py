@@ -13,6 +13,8 @@ the directory is seen by the next incremental run. Member DNs are resolved to id
 """
 from dataclasses import dataclass, field
 
+from ldap.filter import escape_filter_chars
+
 from access.directory.client import DirectoryClient
 from access.directory.schema import (
     AD,
@@ -54,7 +56,8 @@ def newer_cursor(kind: str, current: str, candidate: str) -> str:
 def _changed_filter(kind: str, base_filter: str, cursor: str) -> str:
     if kind == AD:
         return f"(&{base_filter}(uSNChanged>={int(cursor) + 1}))"
-    return f"(&{base_filter}(modifyTimestamp>={cursor}))"
+    # The cursor came from the server; escaped so no value can change the filter's meaning.
+    return f"(&{base_filter}(modifyTimestamp>={escape_filter_chars(cursor)}))"
 
 
 def directory_read(*, directory, client: DirectoryClient, full: bool) -> Reading:
