@@ -10,6 +10,18 @@ change live there, so a resolver cannot fail open: an anonymous or inactive user
 and a resolver that raises (a directory outage, say) leaves the user with none for that request,
 never with more. Within a request (``access.middleware.principals_scope``) the answer is computed
 once and reused by the search, its access re-check, the facets and the document page.
+
+``DirectoryPrincipalResolver`` answers from the tables the directory sync keeps (``access.models``,
+rules in ``access.selectors.directory_principals``): ``public``, ``user:<username>`` (uid or
+sAMAccountName) and ``group:<cn>`` for every group the user is in through nested groups. Names are
+plain for now, so a file-share access list naming ``group:engineering`` matches the directory group
+whose cn is engineering, in whichever configured directory it is. Identity mapping will make them
+unambiguous: each source's identities (file-share names, Confluence account ids and groups,
+SharePoint object ids) are mapped onto directory users and groups by configured keys (email, UPN,
+sAMAccountName, cn or DN), and the mapped principal names the directory row itself (its directory
+key and stable id), so a Confluence group that happens to share a cn with an LDAP group is a
+different principal unless a mapping says they are the same. The synced rows already carry what
+that needs: stable ids (entryUUID, objectGUID), DNs, usernames, emails and UPNs.
 """
 import logging
 import threading
@@ -47,6 +59,20 @@ class DjangoGroupsPrincipalResolver(BasePrincipalResolver):
             normalize_principal(f"group:{name}") for name in user.groups.values_list("name", flat=True)
         )
         return frozenset(principals)
+
+
+class DirectoryPrincipalResolver(BasePrincipalResolver):
+    """The user's synced directory identity: ``public``, ``user:<name>``, ``group:<cn>`` (transitive).
+
+    Unknown to the directory: ``public`` only; disabled or deleted: nothing; every directory past
+    its grace period without a successful sync: ``public`` only (``access.selectors``).
+    """
+
+    def resolve(self, user) -> frozenset[str]:
+        # Imported here: this module is imported while apps load, before models may be.
+        from access.selectors import directory_principals
+
+        return directory_principals(username=user.get_username())
 
 
 def get_principal_resolver() -> BasePrincipalResolver:

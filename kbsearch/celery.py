@@ -14,6 +14,9 @@ app.autodiscover_tasks()
 # Index work left in the outbox by an interrupted run is also replayed by every sync of its source;
 # this covers sources that are rarely synced (and deleted ones), within minutes.
 INDEX_REPLAY_INTERVAL_SECONDS = 300.0
+# Directories: an incremental sync this often (a full one when a directory's full_sync_interval has
+# passed), so a membership removed in the directory stops granting access within minutes.
+DIRECTORY_SYNC_INTERVAL_SECONDS = 300.0
 
 
 @app.on_after_configure.connect
@@ -22,4 +25,9 @@ def _schedule_periodic_tasks(sender, **_kwargs) -> None:
         INDEX_REPLAY_INTERVAL_SECONDS,
         sender.signature("kbsearch.documents.tasks.index_changes_replay_task"),
         name="replay pending index changes",
+    )
+    sender.add_periodic_task(
+        DIRECTORY_SYNC_INTERVAL_SECONDS,
+        sender.signature("access.tasks.directories_sync_due_task"),
+        name="sync directories",
     )

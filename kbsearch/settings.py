@@ -202,10 +202,11 @@ KBSEARCH_MAX_DOCUMENT_BYTES = int(os.environ.get("KBSEARCH_MAX_DOCUMENT_BYTES", 
 CELERY_BROKER_URL = os.environ.get("KBSEARCH_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
-# Queues: "sync" runs connector syncs (routed here). "embed" (bulk re-encoding) and "train" (the
+# Queues: "sync" runs connector and directory syncs (routed here). "embed" (bulk re-encoding) and "train" (the
 # relevance loop) are reserved for tasks that do not exist yet: route them here when they do.
 CELERY_TASK_ROUTES = {
     "connectors.tasks.*": {"queue": "sync"},
+    "access.tasks.*": {"queue": "sync"},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -18,6 +18,8 @@ def _reset_connection_pool() -> None:
     if app._pool is not None:
         app._pool.force_close_all()
         app._pool = None
+    # The producer pool wraps the connection pool it was built on (an eager .delay builds it too).
+    app.amqp._producer_pool = None
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Reading LDAP and Active Directory into kbsearch: client, attribute maps, sync."""
