@@ -5,7 +5,7 @@ vocabulary mixing English words and CJK bigrams, 120 terms a chunk. Access lists
 carry group:one-percent, 50% carry group:half; the searcher holds only that group, so each run
 measures a filter admitting 1% or 50% of the chunks. Prints a Markdown table.
 
-    .venv/bin/python bench/bench_search.py [--chunks 100000] [--queries 200]
+    .venv/bin/python bench/bench_search.py [--chunks 100000] [--queries 200] [--user-groups 500]
 """
 import argparse
 import os
@@ -54,10 +54,12 @@ def build(path: str, chunks: int, rng) -> list[str]:
             chunk_id = start + i + 1
             document_id = (chunk_id + 3) // 4  # four chunks a document
             principals = {"group:everyone"}
+            # Team groups split each filter's documents 2,000 ways, so a searcher in hundreds of
+            # groups (--user-groups) is admitted to the same share through many principals.
             if document_id % 100 == 0:
-                principals.add("group:one-percent")
+                principals.update({"group:one-percent", f"group:one-percent-team-{(document_id // 100) % 2000}"})
             if document_id % 2 == 0:
-                principals.add("group:half")
+                principals.update({"group:half", f"group:half-team-{(document_id // 2) % 2000}"})
             batch.append(
                 IndexChunk(chunk_id, document_id, "bench", "zh" if i % 2 else "en",
                            [vocab[t] for t in terms[i]], vectors[i], frozenset(principals))
@@ -71,6 +73,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--user-groups", type=int, default=1,
+                        help="groups the searcher holds: the filter's group plus this many minus one of its teams")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,11 +88,12 @@ def main() -> None:
         load_seconds = time.perf_counter() - started
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"{args.chunks:,} chunks; write {build_seconds:.1f} s; cold load into memory {load_seconds:.1f} s; "
-              f"peak RSS {rss_mb:.0f} MB\n")
+              f"peak RSS {rss_mb:.0f} MB; searcher in {args.user_groups} group(s)\n")
         print("| filter admits | mode | p50 ms | p95 ms |")
         print("|---|---|---|---|")
         for group, label in (("group:one-percent", "1%"), ("group:half", "50%")):
-            filters = SearchFilters(principals=frozenset({group}))
+            teams = {f"{group}-team-{k}" for k in range(args.user_groups - 1)}
+            filters = SearchFilters(principals=frozenset({group, *teams}))
             for mode in ("bm25", "vector", "hybrid"):
                 timings = []
                 for _ in range(args.queries):
