@@ -57,7 +57,7 @@ def _note_refusal(username: str, reason: str, directory: Directory | None = None
 class _DirectorySettings(LDAPSettings):
     """django-auth-ldap settings from values given here; ``AUTH_LDAP_*`` settings are never read."""
 
-    def __init__(self, values: dict) -> None:  # noqa: D107 - deliberately not calling super()
+    def __init__(self, values: dict) -> None:  # not calling super(): it would read AUTH_LDAP_* settings
         self._prefix = "directory:"
         for name, default in {**self.defaults, **values}.items():
             setattr(self, name, default)

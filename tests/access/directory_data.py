@@ -8,6 +8,9 @@ Active Directory (``ou=corp``): ``user``/``group`` entries with objectGUID and o
 userAccountControl (mlee is disabled: 514 = NORMAL_ACCOUNT | ACCOUNTDISABLE), uSNChanged, nested
 groups through group DNs in ``member`` and one group larger than the page size.
 
+Sign-in passwords (``PASSWORDS``, ``AD_PASSWORDS``) are userPassword values, which slapd lets
+only a bind compare; the sync neither reads them nor can.
+
 The binary ids are encoded here independently of the code under test, so the tests check the
 decoding against a second implementation.
 """
