@@ -179,12 +179,14 @@ class DirectorySyncRun(models.Model):
 
 
 class AuditEvent(models.Model):
-    """A permission-relevant event: a sync's changes, a held or confirmed sync (sign-ins come later)."""
+    """A permission-relevant event: a sync's changes, a held or confirmed sync, a sign-in or a refused one."""
 
     class Kind(models.TextChoices):
         SYNC_APPLIED = "sync_applied"
         SYNC_HELD = "sync_held"
         SYNC_CONFIRMED = "sync_confirmed"
+        SIGN_IN = "sign_in"
+        SIGN_IN_FAILED = "sign_in_failed"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)

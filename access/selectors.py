@@ -1,4 +1,4 @@
-"""Directory reads: a user's principals from the synced tables.
+"""Directory reads: a user's principals from the synced tables; who may sign in.
 
 ``directory_principals`` is what ``access.resolvers.DirectoryPrincipalResolver`` returns. It
 reads the user's directory rows, their directories' last successful sync and their transitive
@@ -13,6 +13,10 @@ an indexed casefolded username), then applies the rules below, in this order:
    been unreachable or its syncs held): ``{public}`` only, until a sync succeeds again.
 4. Otherwise ``public``, ``user:<username>`` and ``group:<cn>`` for every group they are in
    through any chain of nested groups, from the directories still within their grace period.
+
+``directory_sign_in_users`` answers sign-in (``access.authentication``) by the same match: only a
+name the last sync knows and has enabled may sign in; rule 2 refuses it too. A user whose
+directories are past their grace period may still sign in (and sees ``public`` only).
 """
 from datetime import datetime
 
@@ -53,3 +57,33 @@ def directory_principals(*, username: str) -> frozenset[str]:
     if not known or not fresh:
         return frozenset({PUBLIC})
     return frozenset({PUBLIC, f"user:{username}", *groups})
+
+
+class SignInRefused(Exception):
+    """A sign-in the directory does not vouch for; ``reason`` is a short code for the audit log."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def directory_sign_in_users(*, username: str) -> list[DirectoryUser]:
+    """The synced rows someone signing in as ``username`` may bind as, enabled directories first by pk.
+
+    Refused (``SignInRefused``) when no sync knows the name, when any directory has it disabled or
+    deleted (the resolver would give them nothing: rule 2 above), or when only disabled
+    ``Directory`` configurations know it. Matched on the casefolded name, as the resolver matches.
+    """
+    rows = list(
+        DirectoryUser.objects.filter(username_key=username.strip().casefold())
+        .select_related("directory")
+        .order_by("directory__pk")
+    )
+    if not rows:
+        raise SignInRefused("unknown", f"{username!r} is not in any synced directory")
+    if any(not row.enabled or row.deleted_at is not None for row in rows):
+        raise SignInRefused("disabled", f"{username!r} is disabled or deleted in the directory")
+    usable = [row for row in rows if row.directory.enabled]
+    if not usable:
+        raise SignInRefused("directory_disabled", f"{username!r} is only in directories that are switched off")
+    return usable

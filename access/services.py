@@ -1,4 +1,4 @@
-"""Directory writes: register a directory, sync it, confirm a held sync.
+"""Directory writes: register a directory, sync it, confirm a held sync; accounts and audit of sign-ins.
 
 A sync reads the directory first, with no transaction open (a read of a large directory takes
 seconds to minutes), then, in one transaction holding the directory's row, compares the read with
@@ -13,9 +13,16 @@ broken filter or an emptied OU therefore cannot strip everyone's access at once.
 confirms (``directory_sync_confirm``, or ``manage.py sync_directory KEY --confirm RUN``) lets a new
 full read apply removals up to what the held run showed; a read that would remove even more is
 held again. A held sync does not count as a success, so the grace period keeps running.
+
+Sign-in (``access.authentication``) gives a directory user a Django account named as the directory
+names them (``directory_account_get_or_create``): no password, no groups, no staff flags; access
+comes from the resolver. A local account of the same name (one with a usable password) is never
+taken over by a directory sign-in. Every sign-in and refused sign-in is an audit event
+(``sign_in_record``), with the name typed but never the password.
 """
 import logging
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -23,7 +30,8 @@ from access.directory.client import ConnectionSettings, DirectoryClient, Directo
 from access.directory.reading import Reading, directory_read, newer_cursor
 from access.directory.schema import AD, OPENLDAP
 from access.directory.state import Plan, plan_apply, plan_build
-from access.models import AuditEvent, Directory, DirectorySyncRun
+from access.models import AuditEvent, Directory, DirectorySyncRun, DirectoryUser
+from access.selectors import SignInRefused
 
 logger = logging.getLogger(__name__)
 # Changes listed in a run's record and its audit event; the counts are always complete.
@@ -207,4 +215,56 @@ def _audit(directory: Directory, kind: str, run: DirectorySyncRun, counts: dict,
     AuditEvent.objects.create(
         kind=kind, directory=directory, actor="sync", summary=summary[:500],
         details={"run": run.pk, "mode": run.mode, "counts": counts, "changes": changes},
+    )
+
+
+def directory_account_get_or_create(*, directory_user: DirectoryUser, first_name: str | None = None,
+                                    last_name: str | None = None, email: str | None = None):
+    """The Django account of ``directory_user``, created on first sign-in; names and email given are updated.
+
+    Found by the casefolded name the resolver matches on, so ``Alice`` typed at the sign-in form
+    and ``alice`` in the directory are one account. A value left ``None`` keeps what the account
+    has (a new account: empty names, the synced email). Raises ``SignInRefused`` when the name
+    belongs to a local account (it has a password: a bootstrap admin, say) or to two accounts.
+    """
+    model = get_user_model()
+    found = [
+        user for user in model._default_manager.filter(**{f"{model.USERNAME_FIELD}__iexact": directory_user.username})
+        if user.get_username().casefold() == directory_user.username_key
+    ]
+    if len(found) > 1:
+        raise SignInRefused("ambiguous", f"several accounts are named {directory_user.username!r}")
+    if found and found[0].has_usable_password():
+        raise SignInRefused("local_account", f"{directory_user.username!r} is a local account; it signs in with its own password")
+    values = {}
+    if first_name is not None:
+        values["first_name"] = first_name[:150]  # Django's field lengths
+    if last_name is not None:
+        values["last_name"] = last_name[:150]
+    if email or directory_user.email:
+        values["email"] = email or directory_user.email
+    if not found:
+        user = model(**{model.USERNAME_FIELD: directory_user.username}, **values)
+        user.set_unusable_password()
+        user.save()
+        return user
+    user = found[0]
+    changed = [name for name, value in values.items() if getattr(user, name) != value]
+    for name in changed:
+        setattr(user, name, values[name])
+    if changed:
+        user.save(update_fields=changed)
+    return user
+
+
+def sign_in_record(*, username: str, succeeded: bool, method: str, reason: str = "", directory: Directory | None = None,
+                   address: str = "") -> AuditEvent:
+    """An audit event for one sign-in or refused sign-in (never with the password)."""
+    outcome = "signed in" if succeeded else f"sign-in refused ({reason or 'invalid credentials'})"
+    return AuditEvent.objects.create(
+        kind=AuditEvent.Kind.SIGN_IN if succeeded else AuditEvent.Kind.SIGN_IN_FAILED,
+        directory=directory,
+        actor=username[:256],
+        summary=f"{username[:200]} {outcome} via {method}"[:500],
+        details={"method": method, "reason": reason, "address": address},
     )

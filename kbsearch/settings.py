@@ -101,6 +101,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "access.middleware.TrustedProxyUserMiddleware",  # does nothing unless KBSEARCH_TRUSTED_PROXY_HEADER is set
     "access.middleware.principals_scope",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -157,6 +158,22 @@ LOGIN_REDIRECT_URL = "/"
 KBSEARCH_PRINCIPAL_RESOLVER = os.environ.get(
     "KBSEARCH_PRINCIPAL_RESOLVER", "access.resolvers.DjangoGroupsPrincipalResolver"
 )
+
+# --- Sign-in ------------------------------------------------------------------------------------
+# Directory sign-in (docs/directory.md): bind to the configured LDAP/AD directories (their Directory
+# rows, not AUTH_LDAP_* settings) as users the last sync knows and has enabled. Off by default.
+KBSEARCH_LDAP_SIGN_IN = _env_bool("KBSEARCH_LDAP_SIGN_IN", False)
+# SSO in front: the header a reverse proxy puts the signed-in user's directory name in (e.g.
+# X-Remote-User), honoured only on requests whose REMOTE_ADDR is one of these IPs/CIDRs. Empty: off.
+KBSEARCH_TRUSTED_PROXY_HEADER = os.environ.get("KBSEARCH_TRUSTED_PROXY_HEADER", "").strip()
+KBSEARCH_TRUSTED_PROXY_ADDRESSES = _env_list("KBSEARCH_TRUSTED_PROXY_ADDRESSES", [])
+# Local accounts (ModelBackend) always come last and always work: superusers for bootstrap and for a
+# directory outage.
+AUTHENTICATION_BACKENDS = [
+    *(["access.authentication.DirectoryLDAPBackend"] if KBSEARCH_LDAP_SIGN_IN else []),
+    *(["access.authentication.DirectoryRemoteUserBackend"] if KBSEARCH_TRUSTED_PROXY_HEADER else []),
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 # --- Search core -------------------------------------------------------------------------------
 # The index backend, chosen like Django's CACHES: a dotted path and its options. Each backend gets

@@ -8,6 +8,9 @@ Active Directory (``ou=corp``): ``user``/``group`` entries with objectGUID and o
 userAccountControl (mlee is disabled: 514 = NORMAL_ACCOUNT | ACCOUNTDISABLE), uSNChanged, nested
 groups through group DNs in ``member`` and one group larger than the page size.
 
+Sign-in passwords (``PASSWORDS``, ``AD_PASSWORDS``) are userPassword values, which slapd lets
+only a bind compare; the sync neither reads them nor can.
+
 The binary ids are encoded here independently of the code under test, so the tests check the
 decoding against a second implementation.
 """
@@ -44,9 +47,10 @@ def _b64(raw: bytes) -> str:
 
 
 def _person(uid: str, cn: str, sn: str, display: str, mail: str) -> str:
+    given = f"givenName: {GIVEN_NAMES[uid]}\n" if uid in GIVEN_NAMES else ""
     return (
         f"dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {cn}\nsn: {sn}\n"
-        f"displayName: {display}\nmail: {mail}\n"
+        f"displayName: {display}\nmail: {mail}\n{given}userPassword: {PASSWORDS[uid]}\n"
     )
 
 
@@ -78,6 +82,10 @@ OPENLDAP_USERS = {
     "tanaka": ("田中 太郎", "田中", "田中太郎", "tanaka@example.co.jp"),
     "minjun": ("김민준", "김", "김민준 (Kim Minjun)", "minjun@example.kr"),
 }
+
+# Sign-in passwords (userPassword, stored in clear: slapd compares them on bind). Not read by syncs.
+PASSWORDS = {uid: f"{uid}-pass-1" for uid in OPENLDAP_USERS} | {"tanaka": "たなか-パス-1"}
+GIVEN_NAMES = {"alice": "Alice", "bob": "Bob", "tanaka": "太郎", "minjun": "민준"}
 
 OPENLDAP_LDIF = "\n".join(
     [
@@ -127,12 +135,17 @@ AD_USERS = {
 }
 
 
+# Sign-in passwords of three AD-shaped users (mlee is disabled by userAccountControl but binds on slapd).
+AD_PASSWORDS = {"jsmith": "jsmith-pass-1", "mlee": "mlee-pass-1", "hanako": "はなこ-pass-1"}
+
+
 def _ad_user(sam: str, cn: str, display: str, uac: int, rid: int, usn: int) -> str:
+    password = f"userPassword: {AD_PASSWORDS[sam]}\n" if sam in AD_PASSWORDS else ""
     return (
         f"dn: {ad_user_dn(cn)}\nobjectClass: user\ncn: {cn}\nsAMAccountName: {sam}\n"
         f"userPrincipalName: {sam}@corp.example.com\nmail: {sam}@example.com\ndisplayName: {display}\n"
         f"userAccountControl: {uac}\nobjectGUID:: {_b64(ad_guid(sam).bytes_le)}\n"
-        f"objectSid:: {_b64(ad_sid_bytes(rid))}\nuSNChanged: {usn}\n"
+        f"objectSid:: {_b64(ad_sid_bytes(rid))}\nuSNChanged: {usn}\n{password}"
     )
 
 

@@ -55,7 +55,7 @@ attributetype ( 1.2.840.113556.1.2.120 NAME 'uSNChanged'
 objectclass ( 1.2.840.113556.1.5.9 NAME 'user' SUP top STRUCTURAL
     MUST ( cn )
     MAY ( sAMAccountName $ userPrincipalName $ objectGUID $ objectSid $ userAccountControl $
-          uSNChanged $ mail $ displayName $ sn $ givenName ) )
+          uSNChanged $ mail $ displayName $ sn $ givenName $ userPassword ) )
 objectclass ( 1.2.840.113556.1.5.8 NAME 'group' SUP top STRUCTURAL
     MUST ( cn )
     MAY ( member $ sAMAccountName $ objectGUID $ objectSid $ uSNChanged $ description $ mail ) )
