@@ -73,22 +73,10 @@ def directory_read(*, directory, client: DirectoryClient, full: bool) -> Reading
     if not full:
         user_filter = _changed_filter(kind, user_filter, directory.cursor)
         group_filter = _changed_filter(kind, group_filter, directory.cursor)
-    for dn, attrs in client.search(directory.user_base_dn, user_filter, names.user_attrs):
-        try:
-            record = user_from_entry(kind, dn, attrs)
-        except (InvalidEntry, UnicodeDecodeError) as error:
-            reading.errors.append(f"user skipped: {error}")
-            continue
-        reading.users.append(record)
-        reading.cursor = newer_cursor(kind, reading.cursor, record.changed)
-    for dn, attrs in client.search(directory.group_base_dn, group_filter, names.group_attrs):
-        try:
-            record = group_from_entry(kind, dn, attrs)
-        except (InvalidEntry, UnicodeDecodeError) as error:
-            reading.errors.append(f"group skipped: {error}")
-            continue
-        reading.groups.append(record)
-        reading.cursor = newer_cursor(kind, reading.cursor, record.changed)
+    entries = client.search(directory.user_base_dn, user_filter, names.user_attrs)
+    _collect(reading, kind, entries, user_from_entry, reading.users, "user")
+    entries = client.search(directory.group_base_dn, group_filter, names.group_attrs)
+    _collect(reading, kind, entries, group_from_entry, reading.groups, "group")
     if not full:
         reading.listed_user_ids = _ids(client, kind, directory.user_base_dn, directory.user_filter or names.user_filter)
         reading.listed_group_ids = _ids(client, kind, directory.group_base_dn, directory.group_filter or names.group_filter)
@@ -104,3 +92,15 @@ def _ids(client: DirectoryClient, kind: str, base: str, filterstr: str) -> set[s
         except InvalidEntry:
             continue  # an entry without an id was skipped by the read too
     return ids
+
+
+def _collect(reading: Reading, kind: str, entries, parse, into: list, label: str) -> None:
+    """Parse entries into ``into``, advancing the cursor; an entry that cannot be parsed is reported."""
+    for dn, attrs in entries:
+        try:
+            record = parse(kind, dn, attrs)
+        except (InvalidEntry, UnicodeDecodeError) as error:
+            reading.errors.append(f"{label} skipped: {error}")
+            continue
+        into.append(record)
+        reading.cursor = newer_cursor(kind, reading.cursor, record.changed)

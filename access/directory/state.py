@@ -167,19 +167,25 @@ def _changed(row, values: dict) -> bool:
     return any(getattr(row, name) != value for name, value in values.items())
 
 
-def plan_apply(*, directory: Directory, plan: Plan, now) -> dict[str, int]:
-    """Write ``plan``; returns counts. Run it inside the transaction that built the plan."""
-    counts = {"users_added": 0, "users_updated": 0, "groups_added": 0, "groups_updated": 0}
-    new_users, changed_users = [], []
-    for ext, record in plan.users.items():
-        values = _user_values(record)
-        row = plan.user_rows.get(ext)
+def _new_and_changed(model, directory: Directory, records: dict, rows: dict, values_of) -> tuple[list, list]:
+    """Rows to create for records not stored yet, and stored rows updated in place where they differ."""
+    new, changed = [], []
+    for ext, record in records.items():
+        values = values_of(record)
+        row = rows.get(ext)
         if row is None:
-            new_users.append(DirectoryUser(directory=directory, external_id=ext, **values))
+            new.append(model(directory=directory, external_id=ext, **values))
         elif _changed(row, values):
             for name, value in values.items():
                 setattr(row, name, value)
-            changed_users.append(row)
+            changed.append(row)
+    return new, changed
+
+
+def plan_apply(*, directory: Directory, plan: Plan, now) -> dict[str, int]:
+    """Write ``plan``; returns counts. Run it inside the transaction that built the plan."""
+    counts = {"users_added": 0, "users_updated": 0, "groups_added": 0, "groups_updated": 0}
+    new_users, changed_users = _new_and_changed(DirectoryUser, directory, plan.users, plan.user_rows, _user_values)
     # A new user taking the username of one who left replaces the left one's marker.
     live_names = {record.username.casefold() for record in plan.users.values()}
     stale = [row.pk for row in plan.user_rows.values() if row.deleted_at is not None and row.username_key in live_names
@@ -190,16 +196,9 @@ def plan_apply(*, directory: Directory, plan: Plan, now) -> dict[str, int]:
     DirectoryUser.objects.filter(directory=directory, external_id__in=plan.users_gone).update(deleted_at=now)
     counts.update(users_added=len(new_users), users_updated=len(changed_users))
 
-    new_groups, changed_groups = [], []
-    for ext, record in plan.groups.items():
-        values = _group_values(record)
-        row = plan.group_rows.get(ext)
-        if row is None:
-            new_groups.append(DirectoryGroup(directory=directory, external_id=ext, **values))
-        elif _changed(row, values):
-            for name, value in values.items():
-                setattr(row, name, value)
-            changed_groups.append(row)
+    new_groups, changed_groups = _new_and_changed(
+        DirectoryGroup, directory, plan.groups, plan.group_rows, _group_values
+    )
     DirectoryGroup.objects.bulk_create(new_groups, batch_size=_BATCH)
     DirectoryGroup.objects.bulk_update(changed_groups, [*_GROUP_FIELDS, "dn_key"], batch_size=_BATCH)
     counts.update(groups_added=len(new_groups), groups_updated=len(changed_groups))
