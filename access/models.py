@@ -8,6 +8,10 @@ are kept beside it for sign-in and identity mapping to match on.
 Memberships are stored twice: the direct edges as the directory states them (group -> user,
 group -> group) and their transitive closure (user -> every group they are in through any chain),
 recomputed by each sync. The principal resolver reads only the closure, in one query.
+
+``IdentityMapping`` and ``SourceIdentity`` link the identities a source states (Confluence account
+ids, SharePoint object ids, emails; principals ``source/<key>/user:<id>``) to directory users and
+groups (``access.mapping``). They name sources by key because this app sits below the documents app.
 """
 from datetime import timedelta
 
@@ -187,6 +191,8 @@ class AuditEvent(models.Model):
         SYNC_CONFIRMED = "sync_confirmed"
         SIGN_IN = "sign_in"
         SIGN_IN_FAILED = "sign_in_failed"
+        ADMIN_CHANGE = "admin_change"  # an admin changed a directory, a mapping or confirmed a sync
+        MAPPING_CHANGED = "mapping_changed"  # source identities mapped, unmapped or remapped
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)
@@ -200,3 +206,72 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.kind}: {self.summary}"
+
+
+class IdentityMapping(models.Model):
+    """How the identities one source states map onto directory users and groups.
+
+    A source with no mapping names the company namespace directly (``user:<uid>``, ``group:<cn>``);
+    with one, its principals are scoped to it and reach users only through ``SourceIdentity`` rows.
+    """
+
+    class UserKey(models.TextChoices):
+        USERNAME = "username", "username (uid / sAMAccountName)"
+        EMAIL = "email", "email (mail)"
+        UPN = "upn", "userPrincipalName"
+        DN = "dn", "distinguished name"
+        SID = "sid", "objectSid"
+        EXTERNAL_ID = "external_id", "entryUUID / objectGUID"
+
+    class GroupKey(models.TextChoices):
+        CN = "cn", "cn"
+        DN = "dn", "distinguished name"
+        ACCOUNT_NAME = "account_name", "sAMAccountName"
+        SID = "sid", "objectSid"
+        EXTERNAL_ID = "external_id", "entryUUID / objectGUID"
+
+    source_key = models.SlugField(max_length=64, unique=True)  # documents.Source.key
+    # Match only this directory's users and groups; empty: every enabled directory (a key found in
+    # two of them is ambiguous and maps to nobody).
+    directory = models.ForeignKey(Directory, null=True, blank=True, on_delete=models.PROTECT)
+    user_key = models.CharField(max_length=16, choices=UserKey.choices, default=UserKey.EMAIL)
+    group_key = models.CharField(max_length=16, choices=GroupKey.choices, default=GroupKey.CN)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.source_key}: users by {self.user_key}, groups by {self.group_key}"
+
+
+class SourceIdentity(models.Model):
+    """An identity a source's access lists name, and the directory user or group it maps to, if any."""
+
+    class Kind(models.TextChoices):
+        USER = "user"
+        GROUP = "group"
+
+    class Status(models.TextChoices):
+        UNMAPPED = "unmapped"  # no directory entry has that key: visible to nobody
+        MAPPED = "mapped"
+        AMBIGUOUS = "ambiguous"  # several entries have that key: visible to nobody, shown to admins
+
+    source_key = models.SlugField(max_length=64)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    name = models.CharField(max_length=500)  # as the source states it, casefolded
+    principal = models.CharField(max_length=600, unique=True)  # source/<key>/<kind>:<name>
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNMAPPED)
+    directory_user = models.ForeignKey(
+        DirectoryUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="source_identities"
+    )
+    directory_group = models.ForeignKey(
+        DirectoryGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="source_identities"
+    )
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now_add=True)
+    mapped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "source identities"
+        indexes = [models.Index(fields=["source_key", "status"])]
+
+    def __str__(self) -> str:
+        return self.principal
