@@ -31,7 +31,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django_auth_ldap.backend import LDAPBackend, ldap_error
 from django_auth_ldap.config import LDAPSearch, LDAPSettings
 
-from access.directory.client import ConnectionSettings, DirectoryConfigError
+from access.directory.client import ConnectionSettings, DirectoryConfigError, tls_failure_hint
 from access.directory.schema import ATTRIBUTES, dn_key
 from access.models import Directory
 from access.selectors import SignInRefused, directory_sign_in_users
@@ -144,6 +144,8 @@ class DirectoryLDAPBackend(LDAPBackend):
             if current is None or current["username"] != row.username:
                 reason = "directory_unavailable" if errors else "rejected"
                 _note_refusal(row.username, reason, directory)
+            if errors:
+                _log_unavailable(directory, errors[-1])
             return None
         if not self.user_can_authenticate(user):
             _note_refusal(row.username, "inactive_account", directory)
@@ -192,6 +194,13 @@ def _directory_session_user(user_id):
     except SignInRefused:
         return None
     return user
+
+
+def _log_unavailable(directory: Directory, error) -> None:
+    """Why the directory could not be used, for the admin; a TLS failure says so (libldap does not)."""
+    hint = tls_failure_hint(ConnectionSettings.for_directory(directory), error) if isinstance(error, ldap.LDAPError) else ""
+    reason = error.args[0].get("desc", error) if error.args and isinstance(error.args[0], dict) else error
+    logger.warning("sign-in through directory %s failed: %s%s", directory.key, f"{hint}: " if hint else "", reason)
 
 
 def _on_ldap_error(sender, context=None, exception=None, **_kwargs) -> None:

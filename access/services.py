@@ -14,6 +14,11 @@ confirms (``directory_sync_confirm``, or ``manage.py sync_directory KEY --confir
 full read apply removals up to what the held run showed; a read that would remove even more is
 held again. A held sync does not count as a success, so the grace period keeps running.
 
+A run stays ``running`` while its process holds the run's lock (``access.liveness``). A worker
+killed mid-sync leaves its run ``running`` with the lock free; the next sync of the directory marks
+it failed ("abandoned"). Overlapping syncs of one directory are allowed, and one never marks
+another that is still alive.
+
 Sign-in (``access.authentication``) gives a directory user a Django account named as the directory
 names them (``directory_account_get_or_create``): no password, no groups, no staff flags; access
 comes from the resolver. A local account of the same name (one with a usable password) is never
@@ -30,12 +35,14 @@ from access.directory.client import ConnectionSettings, DirectoryClient, Directo
 from access.directory.reading import Reading, directory_read, newer_cursor
 from access.directory.schema import AD, OPENLDAP
 from access.directory.state import Plan, plan_apply, plan_build
+from access.liveness import run_is_alive, run_lock_try
 from access.models import AuditEvent, Directory, DirectorySyncRun, DirectoryUser
 from access.selectors import SignInRefused
 
 logger = logging.getLogger(__name__)
 # Changes listed in a run's record and its audit event; the counts are always complete.
 CHANGES_LISTED = 200
+ABANDONED = "abandoned: the process running this sync stopped before it finished"
 
 
 class SyncNotConfirmable(ValueError):
@@ -64,7 +71,32 @@ def directory_sync(*, directory: Directory, full: bool = False, connection=None,
     """
     directory.refresh_from_db()  # the cursor as the last sync left it
     mode = DirectorySyncRun.Mode.FULL if full or not directory.cursor else DirectorySyncRun.Mode.INCREMENTAL
-    run = DirectorySyncRun.objects.create(directory=directory, mode=mode, confirms=confirms)
+    with transaction.atomic():
+        run = DirectorySyncRun.objects.create(directory=directory, mode=mode, confirms=confirms)
+        # Locked before the run is committed: no other sync can see it running and unlocked.
+        release = run_lock_try(run.pk)
+    try:
+        _abandoned_runs_fail(directory, current=run)
+        return _sync(directory, run, mode, connection, confirms)
+    finally:
+        if release is not None:
+            release()
+
+
+def _abandoned_runs_fail(directory: Directory, *, current: DirectorySyncRun) -> None:
+    """Mark failed the runs of ``directory`` still ``running`` whose process has gone (``access.liveness``)."""
+    stale = DirectorySyncRun.objects.filter(directory=directory, status=DirectorySyncRun.Status.RUNNING).exclude(pk=current.pk)
+    for run_id in stale.values_list("pk", flat=True):
+        if run_is_alive(run_id):
+            continue  # an overlapping sync, still reading or applying
+        # Conditional: the run cannot finish now (its lock was free), but it may have finished already.
+        DirectorySyncRun.objects.filter(pk=run_id, status=DirectorySyncRun.Status.RUNNING).update(
+            status=DirectorySyncRun.Status.FAILED, finished_at=timezone.now(), errors=[ABANDONED],
+        )
+        logger.warning("directory %s: sync run %s was abandoned by a process that stopped", directory.key, run_id)
+
+
+def _sync(directory: Directory, run: DirectorySyncRun, mode: str, connection, confirms) -> DirectorySyncRun:
     read_at = timezone.now()
     try:
         settings = ConnectionSettings.for_directory(directory)

@@ -8,13 +8,22 @@ range by range until the server marks the last one with ``*``, so a big group is
 
 Every failure to reach, bind or read (refused connection, timeout, TLS error, bad credentials,
 a server error mid-search) is raised as ``DirectoryUnavailable`` with the server and the reason, so
-a sync can fail as a whole and change nothing. The bind password is read from the environment
+a sync can fail as a whole and change nothing.
+
+TLS options are set on each connection, then ``OPT_X_TLS_NEWCTX`` gives it a TLS context of its
+own: two directories with different CA files in one process never share (or inherit) trust. The
+certificate is always checked (``OPT_X_TLS_DEMAND``). libldap reports a failed handshake only as
+"Can't contact LDAP server" (ldaps://) or "Connect error" (StartTLS), with no reason; so when a TLS
+connection fails and the server does accept TCP connections, the error says that the TLS handshake
+failed and which CA file was trusted (``tls_failure_hint``), instead of suggesting the server is down. The bind password is read from the environment
 variable the directory names, at connection time; it is never stored or logged.
 """
 import os
 import re
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import ldap
 from ldap.controls import SimplePagedResultsControl
@@ -82,6 +91,33 @@ def _reason(error: ldap.LDAPError) -> str:
     return str(error) or type(error).__name__
 
 
+def _accepts_tcp(url: str, timeout: float) -> bool:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (636 if parts.scheme.lower() == "ldaps" else 389)
+        with socket.create_connection((parts.hostname or "localhost", port), timeout=min(timeout, 5.0)):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def tls_failure_hint(settings: ConnectionSettings, error: ldap.LDAPError) -> str:
+    """Why a TLS connection probably failed, or "" when TLS is not the likely cause.
+
+    A StartTLS that fails with a connect error, or an ldaps:// server that takes TCP connections
+    but "cannot be contacted", failed the handshake: most often a certificate the CA file does not
+    vouch for, or one that does not name the host in the URL.
+    """
+    trusted = f"the CA file {settings.ca_file}" if settings.ca_file else "the system's CA certificates (no ca_file set)"
+    problem = f"the server's certificate is not signed by {trusted}, has expired, or does not name the host in the URL"
+    if settings.start_tls and isinstance(error, ldap.CONNECT_ERROR):
+        return f"StartTLS failed: TLS handshake refused ({problem})"
+    ldaps = [url for url in settings.urls if url.lower().startswith("ldaps://")]
+    if isinstance(error, ldap.SERVER_DOWN) and any(_accepts_tcp(url, settings.timeout) for url in ldaps):
+        return f"TLS handshake failed ({problem})"
+    return ""
+
+
 class DirectoryClient:
     """One bound connection: ``with DirectoryClient(settings) as client: client.search(...)``.
 
@@ -122,10 +158,11 @@ class DirectoryClient:
                 conn.set_option(ldap.OPT_X_TLS_CACERTFILE, self.settings.ca_file)
             conn.set_option(ldap.OPT_X_TLS_NEWCTX, 0)  # last: applies the TLS options above
             if self.settings.start_tls:
-                conn.start_tls_s()
+                conn.start_tls_s()  # never falls back to plain text: a failure ends here
             conn.simple_bind_s(self.settings.bind_dn, self.settings.password)
         except ldap.LDAPError as error:
-            raise DirectoryUnavailable(f"cannot bind to {where}: {_reason(error)}") from None
+            hint = tls_failure_hint(self.settings, error)
+            raise DirectoryUnavailable(f"cannot bind to {where}: {hint + ': ' if hint else ''}{_reason(error)}") from None
         return conn
 
     def search(self, base: str, filterstr: str, attrs: list[str], *, scope: int = ldap.SCOPE_SUBTREE) -> Iterator[Entry]:

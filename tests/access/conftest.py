@@ -2,12 +2,17 @@
 
 The tree (``tests.access.directory_data``) is loaded once; a test that changes it with
 ``slapd.ldapmodify`` gets it reloaded afterwards, so every test starts from the same entries.
+
+A second server (``tls_slapd_server``) holds the same tree and serves it over StartTLS and
+ldaps:// with a certificate from a throwaway CA (``tls_authority``); ``wrong_ca_file`` is another
+CA's certificate, which cannot verify it. The plain server stays as it is for every other test.
 """
 import pytest
 
 from access.services import directory_create
+from tests.access.certificates import Authority, authority_create, server_certificate_create
 from tests.access.directory_data import CORP, GROUPS, PEOPLE, TEST_LDIF
-from tests.access.slapd import SERVICE_DN, SERVICE_PASSWORD, Slapd
+from tests.access.slapd import SERVICE_DN, SERVICE_PASSWORD, Slapd, TLSFiles
 
 PASSWORD_VARIABLE = "KBSEARCH_TEST_DIRECTORY_PASSWORD"
 
@@ -63,3 +68,53 @@ def ad(db, slapd, directory_password):
         page_size=2,
         timeout_seconds=5,
     )
+
+
+@pytest.fixture(scope="session")
+def tls_authority(tmp_path_factory) -> Authority:
+    return authority_create(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def wrong_ca_file(tmp_path_factory):
+    """Another CA with the same name: every host name matches, the signature does not."""
+    return authority_create(tmp_path_factory.mktemp("other-pki")).certificate_file
+
+
+@pytest.fixture(scope="session")
+def tls_slapd_server(tmp_path_factory, tls_authority):
+    folder = tmp_path_factory.mktemp("slapd-tls")
+    certificate = server_certificate_create(tls_authority.certificate_file.parent, tls_authority)
+    files = TLSFiles(tls_authority.certificate_file, certificate.certificate_file, certificate.key_file)
+    server = Slapd.start(folder, TEST_LDIF, tls=files)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tls_slapd(tls_slapd_server):
+    yield tls_slapd_server
+    if tls_slapd_server.changed:
+        tls_slapd_server.reload(TEST_LDIF)
+
+
+@pytest.fixture
+def tls_openldap(db, tls_slapd, directory_password, tls_authority):
+    """Makes the OpenLDAP-shaped directory on the TLS server: tls_openldap(url, start_tls=..., ca_file=...)."""
+
+    def make(url: str, *, start_tls: bool = False, ca_file=tls_authority.certificate_file, key: str = "corp-tls"):
+        return directory_create(
+            key=key,
+            kind="openldap",
+            server_urls=url,
+            start_tls=start_tls,
+            ca_file=str(ca_file or ""),
+            bind_dn=SERVICE_DN,
+            bind_password_env=PASSWORD_VARIABLE,
+            user_base_dn=PEOPLE,
+            group_base_dn=GROUPS,
+            page_size=3,
+            timeout_seconds=5,
+        )
+
+    return make

@@ -12,6 +12,10 @@ and slapadd in ``/usr/sbin``, which a non-root user's PATH usually lacks.
 
 The server enforces a size limit smaller than the test data (``SIZE_LIMIT``) on searches that do
 not page, as Active Directory's MaxPageSize does, so a client that forgets paging fails loudly.
+
+``Slapd.start(folder, ldif, tls=TLSFiles(...))`` also serves TLS with the certificate given: StartTLS
+on the ``ldap://`` port and TLS from the first byte on a second, ``ldaps://`` port (``ldaps_url``).
+The administrator's own connections (``admin``, ``ldapmodify``) stay on plain ``ldap://``.
 """
 import io
 import os
@@ -19,6 +23,7 @@ import shutil
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import ldap
@@ -94,7 +99,26 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _config(folder: Path) -> str:
+@dataclass(frozen=True)
+class TLSFiles:
+    """PEM files slapd serves TLS with: the CA certificates it trusts, its certificate and its key."""
+
+    ca_file: Path
+    certificate_file: Path
+    key_file: Path
+
+
+def _tls_config(tls: TLSFiles | None) -> str:
+    if tls is None:
+        return ""
+    return (
+        f"TLSCACertificateFile {tls.ca_file}\n"
+        f"TLSCertificateFile {tls.certificate_file}\n"
+        f"TLSCertificateKeyFile {tls.key_file}\n"
+    )
+
+
+def _config(folder: Path, tls: TLSFiles | None = None) -> str:
     includes = "".join(
         f"include {SCHEMA_DIR / name}.schema\n" for name in ("core", "cosine", "inetorgperson", "nis")
     )
@@ -104,7 +128,7 @@ pidfile {folder / "slapd.pid"}
 argsfile {folder / "slapd.args"}
 modulepath /usr/lib/ldap
 moduleload back_mdb
-sizelimit size.soft={SIZE_LIMIT} size.hard={SIZE_LIMIT} size.pr=unlimited size.prtotal=unlimited
+{_tls_config(tls)}sizelimit size.soft={SIZE_LIMIT} size.hard={SIZE_LIMIT} size.pr=unlimited size.prtotal=unlimited
 database mdb
 maxsize 1073741824
 suffix "{SUFFIX}"
@@ -121,32 +145,36 @@ access to * by dn.exact="{SERVICE_DN}" read by * none
 class Slapd:
     """One running slapd; ``url`` to reach it, ``modify``/``add``/``delete`` as its administrator."""
 
-    def __init__(self, folder: Path, process: subprocess.Popen, port: int) -> None:
+    def __init__(self, folder: Path, process: subprocess.Popen, port: int, ldaps_port: int | None = None) -> None:
         self.folder = folder
         self.process = process
         self.port = port
         self.url = f"ldap://127.0.0.1:{port}"
+        # Served only when started with TLS files: TLS from the first byte (StartTLS works on ``url``).
+        self.ldaps_url = f"ldaps://127.0.0.1:{ldaps_port}" if ldaps_port else None
         self.changed = False  # set by ldapmodify: the tree is no longer as loaded
 
     @classmethod
-    def start(cls, folder: Path, ldif: str = "") -> "Slapd":
+    def start(cls, folder: Path, ldif: str = "", *, tls: TLSFiles | None = None) -> "Slapd":
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "data").mkdir(exist_ok=True)
         (folder / "ad.schema").write_text(AD_SCHEMA, encoding="utf-8")
         config = folder / "slapd.conf"
-        config.write_text(_config(folder), encoding="utf-8")
+        config.write_text(_config(folder, tls), encoding="utf-8")
         data = folder / "data.ldif"
         data.write_text(BASE_LDIF + "\n" + ldif, encoding="utf-8")
         # slapadd writes the database directly (entryUUID, timestamps included): fast for bulk data.
         subprocess.run([tool("slapadd"), "-q", "-f", str(config), "-l", str(data)], check=True, capture_output=True)
         port = free_port()
+        ldaps_port = free_port() if tls else None
+        listen = f"ldap://127.0.0.1:{port}/" + (f" ldaps://127.0.0.1:{ldaps_port}/" if tls else "")
         log = open(folder / "slapd.log", "wb")  # noqa: SIM115 - kept open for the server's lifetime
         process = subprocess.Popen(
-            [tool("slapd"), "-d", "0", "-f", str(config), "-h", f"ldap://127.0.0.1:{port}/"],
+            [tool("slapd"), "-d", "0", "-f", str(config), "-h", listen],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        server = cls(folder, process, port)
+        server = cls(folder, process, port, ldaps_port)
         server._wait_ready()
         return server
 
