@@ -139,7 +139,7 @@ AD_USERS = {
 AD_PASSWORDS = {"jsmith": "jsmith-pass-1", "mlee": "mlee-pass-1", "hanako": "はなこ-pass-1"}
 
 
-def _ad_user(sam: str, cn: str, display: str, uac: int, rid: int, usn: int) -> str:
+def ad_user_entry(sam: str, cn: str, display: str, uac: int, rid: int, usn: int) -> str:
     password = f"userPassword: {AD_PASSWORDS[sam]}\n" if sam in AD_PASSWORDS else ""
     return (
         f"dn: {ad_user_dn(cn)}\nobjectClass: user\ncn: {cn}\nsAMAccountName: {sam}\n"
@@ -149,7 +149,7 @@ def _ad_user(sam: str, cn: str, display: str, uac: int, rid: int, usn: int) -> s
     )
 
 
-def _ad_group(cn: str, members: list[str], rid: int, usn: int) -> str:
+def ad_group_entry(cn: str, members: list[str], rid: int, usn: int) -> str:
     lines = "".join(f"member: {member}\n" for member in members)
     return (
         f"dn: {ad_group_dn(cn)}\nobjectClass: group\ncn: {cn}\nsAMAccountName: {cn}\n"
@@ -158,15 +158,19 @@ def _ad_group(cn: str, members: list[str], rid: int, usn: int) -> str:
     )
 
 
+# The OUs the AD-shaped users and groups live in; a test loading its own AD-shaped tree starts with them.
+AD_CONTAINERS = [
+    f"dn: {CORP}\nobjectClass: organizationalUnit\nou: corp\n",
+    f"dn: ou=users,{CORP}\nobjectClass: organizationalUnit\nou: users\n",
+    f"dn: ou=groups,{CORP}\nobjectClass: organizationalUnit\nou: groups\n",
+]
 AD_LDIF = "\n".join(
     [
-        f"dn: {CORP}\nobjectClass: organizationalUnit\nou: corp\n",
-        f"dn: ou=users,{CORP}\nobjectClass: organizationalUnit\nou: users\n",
-        f"dn: ou=groups,{CORP}\nobjectClass: organizationalUnit\nou: groups\n",
-        *(_ad_user(sam, *details) for sam, details in AD_USERS.items()),
-        _ad_group("Readers", [ad_user_dn("John Smith"), ad_user_dn("Mary Lee")], 2001, 6001),
-        _ad_group("All Staff", [ad_group_dn("Readers"), ad_user_dn("田中 花子")], 2002, 6002),
-        _ad_group("Bulk", [ad_user_dn(f"Bulk User {n:02d}") for n in range(BIG_GROUP_SIZE)], 2003, 6003),
+        *AD_CONTAINERS,
+        *(ad_user_entry(sam, *details) for sam, details in AD_USERS.items()),
+        ad_group_entry("Readers", [ad_user_dn("John Smith"), ad_user_dn("Mary Lee")], 2001, 6001),
+        ad_group_entry("All Staff", [ad_group_dn("Readers"), ad_user_dn("田中 花子")], 2002, 6002),
+        ad_group_entry("Bulk", [ad_user_dn(f"Bulk User {n:02d}") for n in range(BIG_GROUP_SIZE)], 2003, 6003),
     ]
 )
 AD_MAX_USN = 6003
