@@ -65,11 +65,19 @@ class SourceDisabled(RuntimeError):
 
 
 def source_create(*, key: str, name: str, connector: str, config: dict) -> Source:
-    """Register a source after checking that its connector accepts the configuration."""
+    """Register a source after checking that its connector accepts the configuration.
+
+    A new source is scheduled with the default intervals (``connectors.schedules``).
+    """
     get_connector_class(connector)(config=config)
-    source, _created = Source.objects.update_or_create(
-        key=key, defaults={"name": name, "connector": connector, "config": config}
-    )
+    with transaction.atomic():
+        source, created = Source.objects.update_or_create(
+            key=key, defaults={"name": name, "connector": connector, "config": config}
+        )
+        if created:  # a reconfigured source keeps the schedule its admins may have changed
+            from connectors.schedules import source_schedule_set
+
+            source_schedule_set(source=source)
     return source
 
 

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_celery_beat",
     "kbsearch.documents",
     "kbsearch.analytics",
     "kbsearch.search",
@@ -230,6 +231,9 @@ CELERY_TASK_ROUTES = {
     "access.tasks.*": {"queue": "sync"},
     "kbsearch.documents.tasks.*": {"queue": "sync"},
 }
+# Schedules live in the database (django-celery-beat), editable in the admin: one per source and
+# kind of sync (connectors.schedules), plus the fixed ones of kbsearch/celery.py.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
