@@ -8,4 +8,8 @@ class ConnectorsConfig(AppConfig):
 
     def ready(self) -> None:
         # Importing the built-in connectors registers them.
-        from connectors import filesystem  # noqa: F401
+        # And the schedules module connects the receiver that drops a deleted source's schedule.
+        from connectors import (
+            filesystem,  # noqa: F401
+            schedules,  # noqa: F401
+        )

@@ -4,11 +4,17 @@ A connector declares what it can do by the mixins it inherits, and the sync serv
 cheapest way to bring a source up to date:
 - ``FullLoadMixin``: every document, for a first sync or a full resync.
 - ``PollMixin``: documents changed in a time window, for incremental syncs.
-- ``CheckpointMixin``: a full load that can resume where a previous, interrupted run stopped.
 - ``IdListingMixin``: the ids of every document, cheaply, so deletions can be pruned.
+- ``CursorMixin``: changes since an opaque cursor (a Graph delta link, a CQL position), with
+  checkpoints along the way: a killed run resumes from the last one, the next run starts from the
+  last one. The source reports deletions and permission-only changes itself.
+- ``PermissionSyncMixin``: every document's access list and nothing else, cheap enough to run more
+  often than content syncs, so restrictions inherited from ancestors and group changes at the
+  source apply quickly and without re-embedding.
 
 Loads yield ``DocumentInput``s, and ``DocumentFailure``s for items that exist but cannot be read, so
-one bad item never hides the others (nor gets its document deleted as if it had vanished).
+one bad item never hides the others (nor gets its document deleted as if it had vanished). Cursor
+streams also yield ``DocumentDeleted``, ``AccessChanged`` and ``Checkpoint``.
 """
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +45,35 @@ class DocumentFailure:
     retryable: bool = True
 
 
+@dataclass(frozen=True)
+class DocumentDeleted:
+    """The source says this item is gone (Graph's ``deleted`` facet, a page moved to the trash)."""
+
+    external_id: str
+
+
+@dataclass(frozen=True)
+class AccessChanged:
+    """The item's content is unchanged but who may read it changed: applied without re-embedding."""
+
+    external_id: str
+    principals: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Everything yielded before this is the connector's whole answer up to ``cursor``.
+
+    The sync service commits what came before, then persists ``cursor``; a run that dies later
+    resumes from it. The last item of a stream must be a checkpoint: the next run's starting point.
+    ``cursor`` is opaque to kbsearch but must be JSON (it is stored on the source and the run).
+    """
+
+    cursor: dict
+
+
 LoadItem = DocumentInput | DocumentFailure
+ChangeItem = DocumentInput | DocumentFailure | DocumentDeleted | AccessChanged | Checkpoint
 
 _registry: dict[str, type["BaseConnector"]] = {}
 
@@ -74,8 +108,11 @@ class BaseConnector:
 
     key: str = ""
 
-    def __init__(self, *, config: dict, state: dict | None = None) -> None:
+    def __init__(self, *, config: dict, state: dict | None = None, credentials: dict | None = None) -> None:
         self.config = dict(config)
+        # Decrypted secrets (``kbsearch.documents.credentials``), kept apart from the configuration
+        # so that logging or showing a configuration never shows a secret.
+        self.credentials = dict(credentials or {})
         # What the connector remembers between runs (a listing, a cursor): loaded from
         # ``Source.checkpoint`` and saved back only after a run completed, so a failed run is redone
         # from the last good state.
@@ -85,6 +122,9 @@ class BaseConnector:
     def validate_config(self) -> None:
         """Raise ConnectorConfigError when the configuration cannot work."""
         raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key}>"  # never the credentials
 
 
 class FullLoadMixin:
@@ -99,9 +139,24 @@ class PollMixin:
         raise NotImplementedError
 
 
-class CheckpointMixin:
-    def load_from_checkpoint(self, checkpoint: dict) -> Iterator[tuple[LoadItem | None, dict]]:
-        """Yield (item, checkpoint to resume after it); start over when ``checkpoint`` is empty."""
+class CursorMixin:
+    def changes(self, *, cursor: dict) -> Iterator[ChangeItem]:
+        """Yield what changed since ``cursor``; everything the source has when ``cursor`` is empty.
+
+        Yield a ``Checkpoint`` after each batch that can be resumed from (a page of results) and
+        one at the end. From an empty cursor, every current item must be yielded (as a document or
+        a failure): the sync service deletes the documents such a full pass did not mention.
+        """
+        raise NotImplementedError
+
+    def reload(self, external_ids: list[str]) -> Iterator["LoadItem | DocumentDeleted"]:
+        """Read these items again (they failed retryably before): a document, a failure or a deletion each."""
+        raise NotImplementedError
+
+
+class PermissionSyncMixin:
+    def access_lists(self) -> Iterator["AccessChanged | DocumentFailure"]:
+        """Yield the current access list of every item (ids and principals only, no content)."""
         raise NotImplementedError
 
 

@@ -1,5 +1,11 @@
 """Syncing a source: pick the connector's cheapest capable path, ingest, prune, record the run.
 
+Paths, cheapest first: a permission sync (access lists only, ``permissions=True``); a cursor
+connector's changes since its saved cursor (``connectors.cursor_sync``); a poll of a time window
+plus an id listing to find deletions; a full load. Each run is a ``SyncRun`` with counts (added,
+changed, removed, access changed, unchanged, failed), per-item errors and the last checkpoint; an
+admin can cancel one (``sync_run_cancel``), which stops it at its next checkpoint or batch.
+
 A sync holds the source's lock (``kbsearch.documents.locks``) from start to end, so one source has
 one writer at a time, and a run still recorded as ``running`` when the lock is free belonged to a
 process that died: it is marked failed. Each run first replays the index work an interrupted run
@@ -16,19 +22,31 @@ from django.utils import timezone
 
 from connectors.base import (
     ConnectorConfigError,
+    CursorMixin,
     DocumentFailure,
     FullLoadMixin,
     IdListingMixin,
     LoadItem,
+    PermissionSyncMixin,
     PollMixin,
     get_connector_class,
 )
+from connectors.cursor_sync import (
+    SyncCancelled,
+    cancel_requested,
+    cursor_pass_start,
+    cursor_retry_ids,
+    cursor_stream_apply,
+    failure_record,
+    permissions_apply,
+)
 from connectors.models import SyncRun
 from kbsearch.documents import faults
+from kbsearch.documents.credentials import source_credentials
 from kbsearch.documents.locks import source_lock
-from kbsearch.documents.models import Document, Source
+from kbsearch.documents.models import Source
 from kbsearch.documents.outbox import documents_index_verify, index_changes_replay
-from kbsearch.documents.services import IngestReport, document_set_access, documents_ingest, documents_prune
+from kbsearch.documents.services import IngestReport, documents_ingest, documents_prune
 from kbsearch.index.registry import get_index_backend
 from kbsearch.ingest.inputs import DocumentInput
 
@@ -38,6 +56,8 @@ _POLL_OVERLAP = timedelta(minutes=5)
 # A sync started while another holds the source waits this long, then gives up (SourceBusy).
 _LOCK_WAIT_SECONDS = 5.0
 _ABANDONED = "abandoned: the process running this sync stopped before it finished"
+# A full or poll load checks for a cancellation request this often (items).
+_CANCEL_CHECK_ITEMS = 200
 
 
 class SourceDisabled(RuntimeError):
@@ -45,32 +65,49 @@ class SourceDisabled(RuntimeError):
 
 
 def source_create(*, key: str, name: str, connector: str, config: dict) -> Source:
-    """Register a source after checking that its connector accepts the configuration."""
+    """Register a source after checking that its connector accepts the configuration.
+
+    A new source is scheduled with the default intervals (``connectors.schedules``).
+    """
     get_connector_class(connector)(config=config)
-    source, _created = Source.objects.update_or_create(
-        key=key, defaults={"name": name, "connector": connector, "config": config}
-    )
+    with transaction.atomic():
+        source, created = Source.objects.update_or_create(
+            key=key, defaults={"name": name, "connector": connector, "config": config}
+        )
+        if created:  # a reconfigured source keeps the schedule its admins may have changed
+            from connectors.schedules import source_schedule_set
+
+            source_schedule_set(source=source)
     return source
 
 
-def _inputs(items: Iterable[LoadItem], seen: set[str], report: IngestReport, source: Source, index) -> Iterator[DocumentInput]:
-    for item in items:
+def _inputs(
+    items: Iterable[LoadItem], seen: set[str], report: IngestReport, source: Source, index, run: SyncRun, on_progress
+) -> Iterator[DocumentInput]:
+    for count, item in enumerate(items, start=1):
+        if count % _CANCEL_CHECK_ITEMS == 0:
+            if on_progress:
+                on_progress(count)
+            if cancel_requested(run):
+                raise SyncCancelled()
         seen.add(item.external_id)
         if isinstance(item, DocumentFailure):
-            report.errors.append((item.external_id, item.reason))
-            report.retryable_errors += int(item.retryable)
-            if item.revoke_access:
-                document = Document.objects.filter(source=source, external_id=item.external_id).first()
-                if document is not None and document.access.exists():
-                    document_set_access(document=document, principals=(), index=index)
+            failure_record(source=source, failure=item, index=index, report=report)
             continue
         yield item
 
 
-def source_sync(*, source: Source, full: bool = False, encoder=None, index=None) -> SyncRun:
-    """Bring a source up to date: polled if it can be and was synced before, else fully loaded.
+def sync_run_cancel(*, run_id: int) -> bool:
+    """Ask a running sync to stop at its next checkpoint or batch; False when it is not running."""
+    return bool(SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.RUNNING).update(cancel_requested=True))
 
-    Raises ``SourceDisabled`` for a disabled source and ``SourceBusy`` when another process holds
+
+def source_sync(
+    *, source: Source, full: bool = False, permissions: bool = False, encoder=None, index=None, on_progress=None
+) -> SyncRun:
+    """Bring a source up to date: by cursor, polled, or fully loaded; or only its access lists.
+
+    ``on_progress(items_handled)`` is called after each batch (the command's progress bar). Raises ``SourceDisabled`` for a disabled source and ``SourceBusy`` when another process holds
     it. The run ends ``failed`` when the source failed as a whole (nothing is pruned then),
     ``partial`` when the listing completed but some items failed, else ``succeeded``.
 
@@ -97,36 +134,62 @@ def source_sync(*, source: Source, full: bool = False, encoder=None, index=None)
             finished_at=timezone.now(),
             errors=[{"external_id": "", "reason": _ABANDONED}],
         )
-        return _run(source, full, encoder, index)
+        connector = get_connector_class(source.connector)(
+            config=source.config, state=source.checkpoint, credentials=source_credentials(source)
+        )
+        if permissions:
+            return _permission_run(source, connector, index, on_progress)
+        return _run(source, connector, full, encoder, index, on_progress)
 
 
-def _run(source: Source, full: bool, encoder, index) -> SyncRun:
-    connector = get_connector_class(source.connector)(config=source.config, state=source.checkpoint)
-    started = timezone.now()
+def _mode(source: Source, connector, full: bool) -> str:
+    if isinstance(connector, CursorMixin):
+        return "cursor"
     can_poll = isinstance(connector, PollMixin) and isinstance(connector, IdListingMixin)
-    mode = "poll" if (can_poll and not full and source.last_synced_at) else "full"
-    if mode == "full" and not isinstance(connector, FullLoadMixin):
+    if can_poll and not full and source.last_synced_at:
+        return "poll"
+    if not isinstance(connector, FullLoadMixin):
         raise ConnectorConfigError(f"connector {source.connector} cannot load a source fully")
+    return "full"
+
+
+def _run(source: Source, connector, full: bool, encoder, index, on_progress) -> SyncRun:
+    started = timezone.now()
+    mode = _mode(source, connector, full)
     run = SyncRun.objects.create(source=source, mode=mode)
     report = IngestReport()
     seen: set[str] = set()
     try:
         report.replayed = index_changes_replay(source_id=source.pk, index=index, encoder=encoder)
-        if mode == "poll":
-            items = connector.poll(start=source.last_synced_at - _POLL_OVERLAP, end=started)
-        else:
-            items = connector.load_all()
-        report.merge(
-            documents_ingest(
-                source=source, items=_inputs(items, seen, report, source, index), encoder=encoder, index=index
+        if mode == "cursor":
+            cursor, pass_started = cursor_pass_start(source=source, full=full)
+            run.mode = "cursor full" if pass_started else "cursor"
+            run.save(update_fields=["mode"])
+            retry = cursor_retry_ids(source)
+            cursor_stream_apply(
+                source=source, run=run, items=connector.changes(cursor=cursor), pass_started=pass_started,
+                encoder=encoder, index=index, report=report, on_progress=on_progress,
+                retried=connector.reload(retry) if retry else (),
             )
-        )
-        faults.point("connectors.sync.ingested")
-        # Prune only after the whole listing succeeded: a partial listing would delete live documents.
-        keep = set(connector.list_ids()) if mode == "poll" else seen
-        report.deleted += documents_prune(source=source, keep_external_ids=keep, index=index)
-        if mode == "full":
+        else:
+            if mode == "poll":
+                items = connector.poll(start=source.last_synced_at - _POLL_OVERLAP, end=started)
+            else:
+                items = connector.load_all()
+            report.merge(
+                documents_ingest(
+                    source=source, items=_inputs(items, seen, report, source, index, run, on_progress), encoder=encoder, index=index
+                )
+            )
+            faults.point("connectors.sync.ingested")
+            # Prune only after the whole listing succeeded: a partial listing would delete live documents.
+            keep = set(connector.list_ids()) if mode == "poll" else seen
+            report.deleted += documents_prune(source=source, keep_external_ids=keep, index=index)
+        if full:
             report.repaired = documents_index_verify(source=source, index=index, encoder=encoder)
+    except SyncCancelled:
+        _finish(run, SyncRun.Status.CANCELLED, report)
+        return run
     except Exception as error:
         logger.exception("sync of %s failed", source.key)
         report.errors.append(("", f"sync failed: {error}"))
@@ -140,9 +203,42 @@ def _run(source: Source, full: bool, encoder, index) -> SyncRun:
     return run
 
 
-def _finish(run: SyncRun, status: str, report: IngestReport) -> None:
+def _permission_run(source: Source, connector, index, on_progress) -> SyncRun:
+    if not isinstance(connector, PermissionSyncMixin):
+        raise ConnectorConfigError(f"connector {source.connector} cannot sync permissions on their own")
+    run = SyncRun.objects.create(source=source, mode="permissions")
+    report = IngestReport()
+    try:
+        permissions_apply(
+            source=source, run=run, items=connector.access_lists(), index=index, report=report, on_progress=on_progress
+        )
+    except SyncCancelled:
+        _finish(run, SyncRun.Status.CANCELLED, report)
+        return run
+    except Exception as error:
+        logger.exception("permission sync of %s failed", source.key)
+        report.errors.append(("", f"sync failed: {error}"))
+        _finish(run, SyncRun.Status.FAILED, report)
+        raise
+    _finish(run, SyncRun.Status.PARTIAL if report.errors else SyncRun.Status.SUCCEEDED, report)
+    return run
+
+
+def sync_counts(report: IngestReport) -> dict[str, int]:
+    """A run's counts: the admin's headline figures first, then the details."""
     counts = asdict(report)
     counts.pop("errors")
+    return {
+        "added": report.created,
+        "changed": report.updated,
+        "removed": report.deleted,
+        "failed": len([1 for external_id, _reason in report.errors if external_id]),
+        **counts,
+    }
+
+
+def _finish(run: SyncRun, status: str, report: IngestReport) -> None:
+    counts = sync_counts(report)
     run.status = status
     run.counts = counts
     run.errors = [{"external_id": external_id, "reason": reason} for external_id, reason in report.errors]

@@ -15,14 +15,14 @@ logger = logging.getLogger(__name__)
 @shared_task(
     bind=True, autoretry_for=(ConnectorError, SourceBusy), retry_backoff=60, retry_backoff_max=3600, max_retries=5
 )
-def sync_source_task(self, source_id: int, full: bool = False) -> int | None:
+def sync_source_task(self, source_id: int, full: bool = False, permissions: bool = False) -> int | None:
     source = Source.objects.filter(pk=source_id).first()
     if source is None or not source.enabled:
         # Deleted or switched off after this was queued: nothing to do, and nothing to retry.
         logger.info("not syncing source %s: %s", source_id, "deleted" if source is None else "disabled")
         return None
     try:
-        run = source_sync(source=source, full=full)
+        run = source_sync(source=source, full=full, permissions=permissions)
     except SourceDisabled:
         logger.info("not syncing source %s: disabled while queued", source.key)
         return None

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_celery_beat",
     "kbsearch.documents",
     "kbsearch.analytics",
     "kbsearch.search",
@@ -214,6 +215,10 @@ KBSEARCH_WARM_ENCODER = _env_bool("KBSEARCH_WARM_ENCODER", True)
 # Documents larger than this are refused with a clear error instead of exhausting memory.
 KBSEARCH_MAX_DOCUMENT_BYTES = int(os.environ.get("KBSEARCH_MAX_DOCUMENT_BYTES", str(20 * 1024 * 1024)))
 
+# Fernet key(s) encrypting connector credentials at rest, comma-separated (the first encrypts; the
+# others still decrypt, for rotation). Unset: no credential can be stored (kbsearch.documents.credentials).
+KBSEARCH_CREDENTIALS_KEY = os.environ.get("KBSEARCH_CREDENTIALS_KEY", "")
+
 # --- Celery ------------------------------------------------------------------------------------
 # Without a broker URL tasks run inline, so one machine needs no Redis.
 CELERY_BROKER_URL = os.environ.get("KBSEARCH_BROKER_URL", "")
@@ -224,7 +229,11 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ROUTES = {
     "connectors.tasks.*": {"queue": "sync"},
     "access.tasks.*": {"queue": "sync"},
+    "kbsearch.documents.tasks.*": {"queue": "sync"},
 }
+# Schedules live in the database (django-celery-beat), editable in the admin: one per source and
+# kind of sync (connectors.schedules), plus the fixed ones of kbsearch/celery.py.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 

@@ -1,26 +1,73 @@
 """Admin for sources and documents: sources are configured here, documents only inspected.
 
 Documents, chunks and access lists are written by syncs; an edit here would be overwritten by the
-next sync and would bypass the search index, so the document pages are read-only. Deleting a source
+next sync and would bypass the search index, so the document pages are read-only. A source's
+credentials are write-only: the form takes new ones (encrypted on save) and shows only whether
+some are set. Deleting a source
 (one, or several with the bulk action) goes through ``source_delete``, which takes its documents out
 of the index too.
 """
+import json
+
+from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
+from kbsearch.documents.credentials import CredentialsUnavailable, source_credentials_set
 from kbsearch.documents.locks import SourceBusy
 from kbsearch.documents.models import Document, DocumentAccess, Source
 from kbsearch.documents.services import source_delete
 
 
+class SourceForm(forms.ModelForm):
+    new_credentials = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text='New credentials as JSON, e.g. {"api_token": "..."}; encrypted on save, never shown. '
+        "Leave empty to keep the current ones.",
+    )
+    clear_credentials = forms.BooleanField(required=False, help_text="Remove the stored credentials.")
+
+    class Meta:
+        model = Source
+        fields = ("key", "name", "connector", "config", "enabled")
+
+    def clean_new_credentials(self) -> dict | None:
+        raw = self.cleaned_data["new_credentials"].strip()
+        if not raw:
+            return None
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            raise forms.ValidationError("not JSON: give an object of names to strings") from None
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise forms.ValidationError("give an object of names to strings")
+        return value
+
+
 @admin.register(Source)
 class SourceAdmin(admin.ModelAdmin):
-    list_display = ("key", "name", "connector", "enabled", "last_synced_at")
+    form = SourceForm
+    list_display = ("key", "name", "connector", "enabled", "has_credentials", "last_synced_at")
     list_filter = ("connector", "enabled")
     search_fields = ("key", "name")
     # Written by the connector while syncing; editing them would confuse the next incremental run.
-    readonly_fields = ("checkpoint", "last_synced_at", "created_at")
+    readonly_fields = ("has_credentials", "checkpoint", "cursor", "last_synced_at", "created_at")
+
+    @admin.display(boolean=True, description="credentials")
+    def has_credentials(self, obj: Source) -> bool:
+        return bool(obj.credentials_encrypted)
+
+    def save_model(self, request, obj: Source, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        credentials = {} if form.cleaned_data.get("clear_credentials") else form.cleaned_data.get("new_credentials")
+        if credentials is None:
+            return
+        try:
+            source_credentials_set(source=obj, credentials=credentials)
+        except CredentialsUnavailable as error:
+            self.message_user(request, f"Credentials not saved: {error}", level=messages.ERROR)
 
     def get_deleted_objects(self, objs, request):
         # Documents cannot be deleted one by one here (see DocumentAdmin), which would make Django

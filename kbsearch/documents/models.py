@@ -18,8 +18,14 @@ class Source(models.Model):
     connector = models.CharField(max_length=64, help_text="Registry key of the connector class.")
     config = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
-    # Connector-owned resume point (cursor, delta link, time window) for incremental syncs.
+    # Connector-owned state (a folder listing, a poll counter), saved only after a run completed.
     checkpoint = models.JSONField(default=dict, blank=True)
+    # Cursor connectors' resume point, saved after each committed batch (``connectors.cursor_sync``):
+    # {"connector": <the connector's opaque cursor>, "full_pass_started_at": <ISO time or null>}.
+    cursor = models.JSONField(default=dict, blank=True)
+    # Connector credentials (API token, client secret), encrypted with KBSEARCH_CREDENTIALS_KEY
+    # (``kbsearch.documents.credentials``); never shown back, never logged.
+    credentials_encrypted = models.TextField(blank=True, editable=False)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -39,6 +45,9 @@ class Document(models.Model):
     content_hash = models.CharField(max_length=64)
     version = models.PositiveIntegerField(default=1)
     source_updated_at = models.DateTimeField(null=True, blank=True)
+    # When a cursor connector's full pass last mentioned it: a full pass deletes the documents it
+    # did not mention, even when the pass was interrupted and resumed.
+    seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from access.principals import InvalidPrincipal, normalize_principal
 from kbsearch.documents import faults
@@ -89,12 +90,17 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _digest(item: DocumentInput) -> _Prepared:
+def principals_for_source(*, source: Source, principals: Iterable[str]) -> frozenset[str]:
+    """An access list as stored for a document of ``source``; raises InvalidPrincipal."""
+    return frozenset(normalize_principal(p) for p in principals)
+
+
+def _digest(item: DocumentInput, source: Source) -> _Prepared:
     """Validate a document and hash it; cheap, so unchanged documents cost nothing more."""
     if not item.external_id or not str(item.external_id).strip():
         raise DocumentRejected("document has no external id")
     try:
-        principals = frozenset(normalize_principal(p) for p in item.principals)
+        principals = principals_for_source(source=source, principals=item.principals)
     except InvalidPrincipal as error:
         raise DocumentRejected(str(error)) from error
     body = "\n\n".join(block.text for block in item.blocks if block.text.strip())
@@ -228,7 +234,7 @@ def documents_ingest(
     for item in items:
         try:
             existing = Document.objects.filter(source=source, external_id=item.external_id).first()
-            prepared = _digest(item)
+            prepared = _digest(item, source)
             if existing is not None and existing.content_hash == prepared.content_hash:
                 if set(existing.access.values_list("principal", flat=True)) != prepared.principals:
                     document_set_access(document=existing, principals=prepared.principals, index=index)
@@ -254,7 +260,7 @@ def document_set_access(
     *, document: Document, principals: Iterable[str], index: BaseIndexBackend | None = None
 ) -> None:
     """Replace a document's access list in the database and the index, without re-embedding."""
-    principals = frozenset(normalize_principal(p) for p in principals)
+    principals = principals_for_source(source=document.source, principals=principals)
     index = index or get_index_backend()
     # Database rows and outbox record together (search re-checks the rows, so a narrowing takes
     # effect at once); the index follows, and a failure there is replayed by the next run.
@@ -299,6 +305,16 @@ def documents_prune(
         for document in Document.objects.filter(source=source).only("pk", "source_id", "external_id")
         if document.external_id not in keep_external_ids
     ]
+    return documents_delete(documents=stale, index=index)
+
+
+def documents_prune_unseen(*, source: Source, seen_since, index: BaseIndexBackend | None = None) -> int:
+    """Delete the source's documents a full pass started at ``seen_since`` did not mention."""
+    stale = list(
+        Document.objects.filter(source=source)
+        .filter(Q(seen_at__isnull=True) | Q(seen_at__lt=seen_since))
+        .only("pk", "source_id")
+    )
     return documents_delete(documents=stale, index=index)
 
 

@@ -1,21 +1,39 @@
-"""``manage.py sync_source <key> [--full]``: bring a source up to date now, in this process."""
-from django.core.management.base import BaseCommand, CommandError
+"""``manage.py sync_source <key> [--full | --permissions]``: sync a source now, in this process.
 
-from connectors.services import source_sync
+Shows a progress bar (documents handled, rate) on a terminal and nothing but the summary
+otherwise, so logs of scheduled runs stay readable. ``--cancel RUN`` asks a run in another
+process to stop at its next checkpoint.
+"""
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from connectors.services import source_sync, sync_run_cancel
 from kbsearch.documents.models import Source
 
 
 class Command(BaseCommand):
     help = (
         "Sync a source: incremental when possible; --full reloads everything and checks every "
-        "document against the index, repairing what differs."
+        "document against the index, repairing what differs; --permissions reads access lists only."
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("key")
-        parser.add_argument("--full", action="store_true")
+        parser.add_argument("key", nargs="?")
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument("--full", action="store_true")
+        mode.add_argument("--permissions", action="store_true", help="access lists only (no content, no embedding)")
+        mode.add_argument("--cancel", type=int, metavar="RUN", help="ask a running sync (by run id) to stop")
 
     def handle(self, *args, **options) -> None:
+        if options["cancel"] is not None:
+            if not sync_run_cancel(run_id=options["cancel"]):
+                raise CommandError(f"run {options['cancel']} is not running")
+            self.stdout.write(f"run {options['cancel']} will stop at its next checkpoint")
+            return
+        if not options["key"]:
+            raise CommandError("name the source to sync")
         try:
             source = Source.objects.get(key=options["key"])
         except Source.DoesNotExist:
@@ -24,10 +42,19 @@ class Command(BaseCommand):
             raise CommandError(
                 f"source {source.key} is disabled (enabled=False) and is not synced; enable it in the admin first"
             )
+        bar = tqdm(desc=source.key, unit=" docs", disable=not sys.stderr.isatty(), file=sys.stderr)
+
+        def progress(done: int) -> None:
+            bar.update(done - bar.n)
+
         try:
-            run = source_sync(source=source, full=options["full"])
+            run = source_sync(
+                source=source, full=options["full"], permissions=options["permissions"], on_progress=progress
+            )
         except Exception as error:
             raise CommandError(f"sync of {source.key} failed: {error}") from None
+        finally:
+            bar.close()
         counts = ", ".join(f"{name} {value}" for name, value in run.counts.items())
         self.stdout.write(f"{source.key}: {run.mode} sync {run.status}: {counts}")
         for error in run.errors:

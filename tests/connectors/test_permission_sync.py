@@ -1,0 +1,71 @@
+"""Permission syncs: access lists only, compared with what is stored, applied without reading content."""
+import pytest
+from django.core.management import CommandError, call_command
+
+from connectors.models import SyncRun
+from connectors.services import source_create, source_sync
+from kbsearch.documents.models import Document
+from kbsearch.index.base import SearchFilters
+from kbsearch.text.analysis import query_terms
+from tests.connectors.cursor_connector import SITES, Item, Site
+from tests.counting_encoder import CountingEncoder
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def site():
+    SITES.clear()
+    site = SITES.setdefault("wiki", Site())
+    site.put("roadmap", Item("The platform roadmap for the next quarter.", ("group:engineering",)))
+    site.put("handbook", Item("The employee handbook for the next quarter.", ("public",)))
+    yield site
+    SITES.clear()
+
+
+def _access(source) -> dict[str, set[str]]:
+    return {
+        document.external_id: set(document.access.values_list("principal", flat=True))
+        for document in Document.objects.filter(source=source)
+    }
+
+
+def test_a_permission_sync_replaces_only_changed_access_lists_and_reads_no_content(site, tiny_encoder, index_backend):
+    source = source_create(key="wiki", name="Wiki", connector="test-cursor", config={"name": "wiki"})
+    source_sync(source=source, encoder=tiny_encoder, index=index_backend)
+    # An ancestor's restriction now covers the roadmap: only its access list changes at the source.
+    site.items["roadmap"].principals = ("group:architects",)
+    site.reads.clear()
+    counting = CountingEncoder(tiny_encoder)
+
+    run = source_sync(source=source, permissions=True, encoder=counting, index=index_backend)
+
+    assert (run.mode, run.status) == ("permissions", SyncRun.Status.SUCCEEDED)
+    assert site.reads == [] and counting.passages == 0
+    assert (run.counts["access_updated"], run.counts["unchanged"]) == (1, 1)
+    assert _access(source) == {"roadmap": {"group:architects"}, "handbook": {"public"}}
+    def hits(principals):
+        filters = SearchFilters(principals=frozenset(principals))
+        return index_backend.bm25_search(terms=query_terms("roadmap"), filters=filters, limit=10)
+
+    assert hits({"group:engineering", "public"}) == []  # the index follows at once
+    assert len(hits({"group:architects"})) == 1
+
+
+def test_a_connector_without_the_capability_refuses_a_permission_sync(tmp_path, tiny_encoder, index_backend):
+    (tmp_path / "a.md").write_text("# A\n\ntext", encoding="utf-8")
+    (tmp_path / "_access.yaml").write_text("principals: [public]\n", encoding="utf-8")
+    source = source_create(key="share", name="Share", connector="filesystem", config={"root": str(tmp_path)})
+    with pytest.raises(Exception, match="cannot sync permissions"):
+        source_sync(source=source, permissions=True, encoder=tiny_encoder, index=index_backend)
+    with pytest.raises(CommandError, match="cannot sync permissions"):
+        call_command("sync_source", "share", "--permissions")
+
+
+def test_unknown_ids_in_a_permission_listing_are_skipped(site, tiny_encoder, index_backend):
+    source = source_create(key="wiki", name="Wiki", connector="test-cursor", config={"name": "wiki"})
+    source_sync(source=source, encoder=tiny_encoder, index=index_backend)
+    site.items["brand-new"] = Item("Not synced yet.", ("public",))  # no log entry: content sync has not seen it
+    run = source_sync(source=source, permissions=True, encoder=tiny_encoder, index=index_backend)
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert set(_access(source)) == {"roadmap", "handbook"}
