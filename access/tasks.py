@@ -3,6 +3,7 @@
 ``directories_sync_due_task`` runs on a schedule (``kbsearch.celery``): it queues a full sync of
 each enabled directory whose last full sync is older than its ``full_sync_interval`` (the full run
 also re-reads what an incremental one cannot see), and an incremental sync of the others.
+``audit_events_prune_task`` runs daily and deletes audit events past their retention.
 """
 import logging
 
@@ -10,6 +11,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
+from access.audit import audit_events_prune
 from access.directory.client import DirectoryUnavailable
 from access.models import Directory
 from access.services import directory_sync
@@ -41,3 +43,11 @@ def directories_sync_due_task() -> int:
 def enqueue_directory_sync(*, directory: Directory, full: bool = False) -> None:
     """Queue a sync once the surrounding transaction commits (the worker must see the directory)."""
     transaction.on_commit(lambda: directory_sync_task.delay(directory.pk, full))
+
+
+@shared_task
+def audit_events_prune_task() -> int:
+    """Delete audit events older than ``KBSEARCH_AUDIT_RETENTION_DAYS`` (daily, ``kbsearch.celery``)."""
+    deleted = audit_events_prune()
+    logger.info("pruned %d audit events past their retention", deleted)
+    return deleted

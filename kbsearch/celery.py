@@ -17,6 +17,8 @@ INDEX_REPLAY_INTERVAL_SECONDS = 300.0
 # Directories: an incremental sync this often (a full one when a directory's full_sync_interval has
 # passed), so a membership removed in the directory stops granting access within minutes.
 DIRECTORY_SYNC_INTERVAL_SECONDS = 300.0
+# Audit events past KBSEARCH_AUDIT_RETENTION_DAYS are deleted once a day.
+AUDIT_PRUNE_INTERVAL_SECONDS = 24 * 3600.0
 
 
 @app.on_after_configure.connect
@@ -30,4 +32,9 @@ def _schedule_periodic_tasks(sender, **_kwargs) -> None:
         DIRECTORY_SYNC_INTERVAL_SECONDS,
         sender.signature("access.tasks.directories_sync_due_task"),
         name="sync directories",
+    )
+    sender.add_periodic_task(
+        AUDIT_PRUNE_INTERVAL_SECONDS,
+        sender.signature("access.tasks.audit_events_prune_task"),
+        name="prune audit events",
     )

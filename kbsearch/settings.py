@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "kbsearch.analytics",
     "kbsearch.search",
     "kbsearch.evaluation",
+    "kbsearch.permissions",
     "connectors",
     "access",
     "embeddings",
@@ -159,6 +160,8 @@ LOGIN_REDIRECT_URL = "/"
 KBSEARCH_PRINCIPAL_RESOLVER = os.environ.get(
     "KBSEARCH_PRINCIPAL_RESOLVER", "access.resolvers.DjangoGroupsPrincipalResolver"
 )
+# Audit events (syncs, admin changes, sign-ins) older than this are deleted daily; 0 keeps them forever.
+KBSEARCH_AUDIT_RETENTION_DAYS = int(os.environ.get("KBSEARCH_AUDIT_RETENTION_DAYS", "365"))
 
 # --- Sign-in ------------------------------------------------------------------------------------
 # Directory sign-in (docs/directory.md): bind to the configured LDAP/AD directories (their Directory

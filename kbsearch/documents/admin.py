@@ -12,7 +12,8 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
 
 from kbsearch.documents.credentials import CredentialsUnavailable, source_credentials_set
 from kbsearch.documents.locks import SourceBusy
@@ -123,8 +124,20 @@ class DocumentAdmin(admin.ModelAdmin):
     inlines = [DocumentAccessInline]
     readonly_fields = (
         "source", "external_id", "title", "url", "language", "content_hash", "version",
-        "source_updated_at", "created_at", "updated_at", "body",
+        "source_updated_at", "created_at", "updated_at", "access_explained", "body",
     )
+
+    @admin.display(description="access")
+    def access_explained(self, obj: Document) -> str:
+        # The permissions pages sit above this app; linked by URL name, so nothing here imports them.
+        try:
+            who, why = reverse("permissions:who"), reverse("permissions:why")
+        except NoReverseMatch:
+            return "-"
+        return format_html(
+            '<a href="{}?document={}">Who can see this document?</a> · <a href="{}?document={}">Why can a user see it?</a>',
+            who, obj.pk, why, obj.pk,
+        )
 
     def has_add_permission(self, request) -> bool:
         return False

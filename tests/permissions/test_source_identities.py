@@ -1,0 +1,50 @@
+"""Source-scoped principals (``source/<key>/...``) on the permissions pages: explained by the
+``SourceIdentity`` row that maps them to the user or to a group in the user's chain, and resolved
+to accounts through it (under a resolver that gives them, as identity mapping will)."""
+import pytest
+from django.contrib.auth.models import User
+
+from access.models import DirectoryGroup, DirectoryUser, SourceIdentity
+from access.resolvers import reset_principal_resolver
+from kbsearch.documents.selectors import document_visible_ids
+from kbsearch.documents.services import document_set_access
+
+TEAM, ALICE, GHOST = "source/wiki/group:eng-team", "source/wiki/user:alice@example.com", "source/wiki/user:ghost@example.com"
+
+
+@pytest.fixture
+def mapped(kb, users, synced, settings):
+    settings.KBSEARCH_PRINCIPAL_RESOLVER = "tests.permissions.mapped_resolver.MappedDirectoryResolver"
+    reset_principal_resolver()
+    SourceIdentity.objects.create(source_key="wiki", kind="group", name="eng-team", principal=TEAM, status="mapped",
+                                  directory_group=DirectoryGroup.objects.get(name="engineering"))
+    SourceIdentity.objects.create(source_key="wiki", kind="user", name="alice@example.com", principal=ALICE,
+                                  status="mapped", directory_user=DirectoryUser.objects.get(username="alice"))
+    SourceIdentity.objects.create(source_key="wiki", kind="user", name="ghost@example.com", principal=GHOST)
+    document_set_access(document=kb["hr/salaries.md"], principals=[TEAM, GHOST])
+    document_set_access(document=kb["drafts/draft.md"], principals=[ALICE])
+    return kb
+
+
+def test_a_source_scoped_principal_is_explained_by_its_identity_and_the_chain(mapped, admin_client):
+    access = admin_client.get("/admin/permissions/effective-access/", {"username": "alice"}).context["access"]
+    assert {TEAM, ALICE} <= set(access.principals)
+    (team,) = access.reasons[TEAM]
+    assert team.kind == "source_identity" and team.identity.principal == TEAM
+    assert team.chain.names == ("platform", "engineering")
+    (own,) = access.reasons[ALICE]
+    assert own.kind == "source_identity" and own.chain is None and "directory user corp-ldap:alice" in own.text
+
+
+def test_why_and_who_through_source_identities(mapped, admin_client):
+    salaries = mapped["hr/salaries.md"]
+    verdict = admin_client.get("/admin/permissions/why/", {"username": "tanaka", "document": salaries.pk}).context["verdict"]
+    assert verdict.visible and [principal for principal, _ in verdict.granting] == [TEAM]
+    audience = admin_client.get("/admin/permissions/who/", {"document": salaries.pk}).context["audience"]
+    listed = {user.username for user, _ in audience.visible}
+    seers = {user.username for user in User.objects.all() if document_visible_ids(user=user, document_ids=[salaries.pk])}
+    assert listed == {"alice", "tanaka", "bob"} == seers  # engineering, through platform for two of them
+    draft = admin_client.get("/admin/permissions/who/", {"document": mapped["drafts/draft.md"].pk}).context["audience"]
+    assert {user.username for user, _ in draft.visible} == {"alice"}
+    hidden = admin_client.get("/admin/permissions/why/", {"username": "carol", "document": salaries.pk}).context["verdict"]
+    assert not hidden.visible and hidden.access_list == sorted([TEAM, GHOST])
