@@ -28,6 +28,7 @@ from kbsearch.documents import faults
 from kbsearch.documents.locks import source_lock
 from kbsearch.documents.models import Document, Source
 from kbsearch.documents.outbox import documents_index_verify, index_changes_replay
+from kbsearch.documents.scoping import source_access_rescope
 from kbsearch.documents.services import IngestReport, document_set_access, documents_ingest, documents_prune
 from kbsearch.index.registry import get_index_backend
 from kbsearch.ingest.inputs import DocumentInput
@@ -112,6 +113,8 @@ def _run(source: Source, full: bool, encoder, index) -> SyncRun:
     seen: set[str] = set()
     try:
         report.replayed = index_changes_replay(source_id=source.pk, index=index, encoder=encoder)
+        # A mapping created while the source was busy: its documents' names are still unscoped.
+        report.access_updated += source_access_rescope(source=source, index=index)
         if mode == "poll":
             items = connector.poll(start=source.last_synced_at - _POLL_OVERLAP, end=started)
         else:
