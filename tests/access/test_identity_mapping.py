@@ -15,6 +15,7 @@ from kbsearch.search.services import search_run
 from tests.access.conftest import PASSWORD_VARIABLE
 from tests.access.directory_data import AD_DOMAIN_SID, GROUPS, PEOPLE, ad_group_dn, group_dn, person_dn
 from tests.access.slapd import SERVICE_DN
+from tests.counting_encoder import CountingEncoder
 from tests.knowledge_base import source_from_files, use_encoder
 
 SHARE = {
@@ -33,21 +34,6 @@ SHARE = {
 }
 WELCOME = {"Welcome"}
 EVERYONE = ("Alice", "bob", "tanaka", "carol", "grace", "zoe")
-
-
-class CountingEncoder:
-    """The tiny encoder, counting the passages it embeds."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.passages = inner, 0
-        self.dimension, self.count_tokens = inner.dimension, inner.count_tokens
-
-    def encode_passages(self, texts):
-        self.passages += len(texts)
-        return self.inner.encode_passages(texts)
-
-    def encode_queries(self, texts):
-        return self.inner.encode_queries(texts)
 
 
 @pytest.fixture(autouse=True)
