@@ -19,6 +19,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
+# Registers IdentityMapping and SourceIdentity (unmapped identities per source) on import.
+from access import admin_identities  # noqa: F401
 from access.audit import directory_admin_change_record
 from access.directory.client import DirectoryConfigError, DirectoryUnavailable
 from access.explanations import directory_closure_without_chain, directory_entries_for, directory_group_chains

@@ -13,15 +13,12 @@ once and reused by the search, its access re-check, the facets and the document 
 
 ``DirectoryPrincipalResolver`` answers from the tables the directory sync keeps (``access.models``,
 rules in ``access.selectors.directory_principals``): ``public``, ``user:<username>`` (uid or
-sAMAccountName) and ``group:<cn>`` for every group the user is in through nested groups. Names are
-plain for now, so a file-share access list naming ``group:engineering`` matches the directory group
-whose cn is engineering, in whichever configured directory it is. Identity mapping will make them
-unambiguous: each source's identities (file-share names, Confluence account ids and groups,
-SharePoint object ids) are mapped onto directory users and groups by configured keys (email, UPN,
-sAMAccountName, cn or DN), and the mapped principal names the directory row itself (its directory
-key and stable id), so a Confluence group that happens to share a cn with an LDAP group is a
-different principal unless a mapping says they are the same. The synced rows already carry what
-that needs: stable ids (entryUUID, objectGUID), DNs, usernames, emails and UPNs.
+sAMAccountName) and ``group:<cn>`` for every group the user is in through nested groups (the
+company namespace, which sources without an identity mapping name directly), plus the principal
+of every source identity mapped to the user or to one of those groups
+(``source/<key>/user:<id>``, ``source/<key>/group:<id>``; ``access.mapping``). Unmapped and
+ambiguous identities are nobody's. ``DjangoGroupsPrincipalResolver`` never returns scoped
+principals: under it, a mapped source's documents are visible only through ``public``.
 """
 import logging
 import threading
@@ -51,7 +48,7 @@ class BasePrincipalResolver:
 
 
 class DjangoGroupsPrincipalResolver(BasePrincipalResolver):
-    """The user, their Django groups and ``public``."""
+    """The user, their Django groups and ``public``; never a source-scoped identity (nothing maps them here)."""
 
     def resolve(self, user) -> frozenset[str]:
         principals = {PUBLIC, normalize_principal(f"user:{user.get_username()}")}
@@ -62,7 +59,8 @@ class DjangoGroupsPrincipalResolver(BasePrincipalResolver):
 
 
 class DirectoryPrincipalResolver(BasePrincipalResolver):
-    """The user's synced directory identity: ``public``, ``user:<name>``, ``group:<cn>`` (transitive).
+    """The user's synced directory identity: ``public``, ``user:<name>``, ``group:<cn>`` (transitive),
+    and the source identities mapped to the user or those groups (``source/<key>/...``).
 
     Unknown to the directory: ``public`` only; disabled or deleted: nothing; every directory past
     its grace period without a successful sync: ``public`` only (``access.selectors``).

@@ -12,7 +12,10 @@ an indexed casefolded username), then applies the rules below, in this order:
 3. Every directory they are in was last synced longer ago than its grace period (the directory has
    been unreachable or its syncs held): ``{public}`` only, until a sync succeeds again.
 4. Otherwise ``public``, ``user:<username>`` and ``group:<cn>`` for every group they are in
-   through any chain of nested groups, from the directories still within their grace period.
+   through any chain of nested groups, from the directories still within their grace period; and,
+   in a second query (indexed on both foreign keys), the principal of every mapped source identity
+   (``access.mapping``) whose directory user is one of theirs in such a directory or whose directory
+   group is one of those groups. Unmapped and ambiguous identities are nobody's.
 
 ``directory_sign_in_users`` answers sign-in (``access.authentication``) by the same match: only a
 name the last sync knows and has enabled may sign in; rule 2 refuses it too. A user whose
@@ -20,9 +23,10 @@ directories are past their grace period may still sign in (and sees ``public`` o
 """
 from datetime import datetime
 
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from access.models import DirectoryUser
+from access.models import DirectoryUser, IdentityMapping, SourceIdentity
 from access.principals import PUBLIC
 
 
@@ -39,24 +43,51 @@ def directory_principals(*, username: str) -> frozenset[str]:
         "deleted_at",
         "directory__last_success_at",
         "directory__grace_period",
+        "memberships__group_id",
         "memberships__group__name",
     )
     now = current_time()
     known = False
-    fresh = False
     groups: set[str] = set()
-    for _pk, enabled, deleted_at, last_success_at, grace_period, group_name in rows:
+    fresh_users: set[int] = set()
+    fresh_groups: set[int] = set()
+    for pk, enabled, deleted_at, last_success_at, grace_period, group_id, group_name in rows:
         known = True
         if not enabled or deleted_at is not None:
             return frozenset()
         if last_success_at is None or now - last_success_at > grace_period:
             continue
-        fresh = True
+        fresh_users.add(pk)
         if group_name:
             groups.add(f"group:{group_name}")
-    if not known or not fresh:
+            fresh_groups.add(group_id)
+    if not known or not fresh_users:
         return frozenset({PUBLIC})
-    return frozenset({PUBLIC, f"user:{username}", *groups})
+    mapped = SourceIdentity.objects.filter(
+        Q(directory_user_id__in=fresh_users) | Q(directory_group_id__in=fresh_groups),
+        status=SourceIdentity.Status.MAPPED,
+    ).values_list("principal", flat=True)
+    return frozenset({PUBLIC, f"user:{username}", *groups, *mapped})
+
+
+def identity_mapping_exists(*, source_key: str) -> bool:
+    """Whether ``source_key``'s principals are scoped to it (it has a mapping)."""
+    return IdentityMapping.objects.filter(source_key=source_key).exists()
+
+
+def identity_mapping_get(*, source_key: str) -> IdentityMapping | None:
+    """How ``source_key``'s identities map, or None: its principals name the company namespace."""
+    return IdentityMapping.objects.filter(source_key=source_key).select_related("directory").first()
+
+
+def source_identities_list(*, source_key: str | None = None, statuses: list[str] | None = None) -> QuerySet[SourceIdentity]:
+    """Source identities (one source's, or all), optionally only those in ``statuses``, by source and principal."""
+    identities = SourceIdentity.objects.select_related("directory_user__directory", "directory_group__directory")
+    if source_key is not None:
+        identities = identities.filter(source_key=source_key)
+    if statuses:
+        identities = identities.filter(status__in=statuses)
+    return identities.order_by("source_key", "principal")
 
 
 class SignInRefused(Exception):

@@ -24,6 +24,9 @@ names them (``directory_account_get_or_create``): no password, no groups, no sta
 comes from the resolver. A local account of the same name (one with a usable password) is never
 taken over by a directory sign-in. Every sign-in and refused sign-in is an audit event
 (``sign_in_record``), with the name typed but never the password.
+
+A sync that adds, changes or removes users or groups remaps the source identities matched against
+the directory (``access.mapping``) in its own transaction.
 """
 import logging
 
@@ -36,6 +39,7 @@ from access.directory.reading import Reading, directory_read, newer_cursor
 from access.directory.schema import AD, OPENLDAP
 from access.directory.state import Plan, plan_apply, plan_build
 from access.liveness import run_is_alive, run_lock_try
+from access.mapping import identities_remap_for_directory
 from access.models import AuditEvent, Directory, DirectorySyncRun, DirectoryUser
 from access.selectors import SignInRefused
 
@@ -43,6 +47,8 @@ logger = logging.getLogger(__name__)
 # Changes listed in a run's record and its audit event; the counts are always complete.
 CHANGES_LISTED = 200
 ABANDONED = "abandoned: the process running this sync stopped before it finished"
+# Counts of a sync that mean a source identity may now match another entry (memberships do not).
+_ENTRIES_CHANGED = ("users_added", "users_updated", "users_removed", "groups_added", "groups_updated", "groups_removed")
 
 
 class SyncNotConfirmable(ValueError):
@@ -58,7 +64,10 @@ def directory_create(*, key: str, kind: str, server_urls: str, user_base_dn: str
                         "group_base_dn": group_base_dn, **options}.items():
         setattr(directory, name, value)
     directory.full_clean()  # before saving: a bad value is refused, not stored
+    switched = directory.pk is not None and Directory.objects.filter(pk=directory.pk).exclude(enabled=directory.enabled).exists()
     directory.save()
+    if switched:  # mappings that match in every enabled directory now match in more or fewer
+        identities_remap_for_directory(directory=directory)
     return directory
 
 
@@ -136,6 +145,9 @@ def _apply(directory: Directory, run: DirectorySyncRun, reading: Reading, read_a
             return run
         now = timezone.now()
         counts.update(plan_apply(directory=directory, plan=plan, now=now))
+        if any(counts[name] for name in _ENTRIES_CHANGED):
+            # In the same transaction: a user's new email or a deleted group never maps stale.
+            identities_remap_for_directory(directory=directory)
         directory.cursor = _cursor_after(directory, reading)
         directory.cursor_server = reading.cursor_server
         directory.last_success_at = now

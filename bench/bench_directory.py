@@ -12,7 +12,10 @@ Measured: a first full sync (empty tables), a second full sync (nothing changed)
 syncs after one membership change each (the first re-reads every entry slapadd stamped in the
 cursor's second, since modifyTimestamp >= cursor includes that second; the second is the steady
 state), and ``principals_for`` for ``heavy`` (500 groups) and for a
-typical user, each resolved --resolutions times with the one-query resolver. Prints Markdown.
+typical user, each resolved --resolutions times. Before resolving, every group gets
+--identities-per-group mapped source identities (``source/bench-wiki/group:...`` rows, as identity
+mapping leaves them) and every user one, so the resolver's second query (mapped identities) returns
+2 x 500 + 1 principals for ``heavy``. Prints Markdown.
 
     DATABASE_URL=postgres://... .venv/bin/python bench/bench_directory.py [--users 10000] [--groups 2000]
 """
@@ -67,11 +70,23 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
 
 
+def resolution_row(label: str, user, runs: int, principals_for, table: str) -> tuple:
+    resolved = principals_for(user)
+    groups = sum(1 for p in resolved if p.startswith("group:"))
+    scoped = sum(1 for p in resolved if p.startswith("source/"))
+    samples = []
+    for _ in range(runs):
+        _result, seconds = timed(lambda: principals_for(user))
+        samples.append(seconds * 1000)
+    return label, table, groups, scoped, statistics.median(samples), percentile(samples, 0.95)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--groups", type=int, default=2_000)
     parser.add_argument("--resolutions", type=int, default=200)
+    parser.add_argument("--identities-per-group", type=int, default=2)
     args = parser.parse_args()
     if args.groups <= HEAVY_GROUPS + 3 or args.users < 10:
         parser.error(f"need more than {HEAVY_GROUPS + 3} groups and at least 10 users")
@@ -80,9 +95,11 @@ def main() -> None:
 
     django.setup()
     from django.contrib.auth.models import User
+    from django.db import connection
     from django.test.runner import DiscoverRunner
     from django.test.utils import setup_test_environment, teardown_test_environment
 
+    from access.models import DirectoryGroup, DirectoryUser, SourceIdentity
     from access.resolvers import principals_for
     from access.services import directory_create, directory_sync
     from tests.access.slapd import SERVICE_DN, SERVICE_PASSWORD, Slapd
@@ -120,14 +137,23 @@ def main() -> None:
         fourth, steady_seconds = timed(lambda: directory_sync(directory=directory))
         assert fourth.mode == "incremental" and fourth.counts["memberships_added"] == 1, fourth.counts
         heavy, typical = User.objects.create_user("heavy"), User.objects.create_user("u00001")
-        rows = []
-        for label, user in (("user in 500 groups", heavy), ("typical user", typical)):
-            groups = sum(1 for p in principals_for(user) if p.startswith("group:"))
-            samples = []
-            for _ in range(args.resolutions):
-                _result, seconds = timed(lambda user=user: principals_for(user))
-                samples.append(seconds * 1000)
-            rows.append((label, groups, statistics.median(samples), percentile(samples, 0.95)))
+        people = (("user in 500 groups", heavy), ("typical user", typical))
+        # The same users resolved without and then with mapped identities, under the same load.
+        rows = [resolution_row(label, user, args.resolutions, principals_for, "without") for label, user in people]
+        mapped = SourceIdentity.Status.MAPPED
+        identities = [
+            SourceIdentity(source_key="bench-wiki", kind="group", name=f"{name}-{n}", status=mapped, directory_group_id=pk,
+                           principal=f"source/bench-wiki/group:{name}-{n}")
+            for pk, name in DirectoryGroup.objects.values_list("pk", "name") for n in range(args.identities_per_group)
+        ] + [
+            SourceIdentity(source_key="bench-wiki", kind="user", name=name, status=mapped, directory_user_id=pk,
+                           principal=f"source/bench-wiki/user:{name}")
+            for pk, name in DirectoryUser.objects.values_list("pk", "username_key")
+        ]
+        SourceIdentity.objects.bulk_create(identities, batch_size=2000)
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE access_sourceidentity")  # as autovacuum would after a bulk load
+        rows += [resolution_row(label, user, args.resolutions, principals_for, "with") for label, user in people]
     finally:
         runner.teardown_databases(databases)
         teardown_test_environment()
@@ -144,10 +170,12 @@ def main() -> None:
           f"{third.counts['memberships_removed']} removed; {third.counts['users_read'] + third.counts['groups_read']:,} entries re-read |")
     print(f"| incremental, steady state (one membership added) | {steady_seconds:.2f} | "
           f"{fourth.counts['memberships_added']} added; {fourth.counts['users_read'] + fourth.counts['groups_read']:,} entries read |")
-    print(f"\n| principal resolution ({args.resolutions} runs, one query) | groups | p50 ms | p95 ms |")
-    print("|---|---:|---:|---:|")
-    for label, groups, p50, p95 in rows:
-        print(f"| {label} | {groups} | {p50:.2f} | {p95:.2f} |")
+    print(f"\n{len(identities):,} mapped source identities ({args.identities_per_group} per group, 1 per user)\n")
+    print(f"| principal resolution ({args.resolutions} runs, two queries) | mapped identities in the table | groups | "
+          "mapped identities resolved | p50 ms | p95 ms |")
+    print("|---|---|---:|---:|---:|---:|")
+    for label, table, groups, scoped, p50, p95 in rows:
+        print(f"| {label} | {table} | {groups} | {scoped} | {p50:.2f} | {p95:.2f} |")
     print(f"\nDatabase: {settings.DATABASES['default']['ENGINE']}")
 
 

@@ -46,6 +46,7 @@ from kbsearch.documents.credentials import source_credentials
 from kbsearch.documents.locks import source_lock
 from kbsearch.documents.models import Source
 from kbsearch.documents.outbox import documents_index_verify, index_changes_replay
+from kbsearch.documents.scoping import source_access_rescope
 from kbsearch.documents.services import IngestReport, documents_ingest, documents_prune
 from kbsearch.index.registry import get_index_backend
 from kbsearch.ingest.inputs import DocumentInput
@@ -161,6 +162,8 @@ def _run(source: Source, connector, full: bool, encoder, index, on_progress) -> 
     seen: set[str] = set()
     try:
         report.replayed = index_changes_replay(source_id=source.pk, index=index, encoder=encoder)
+        # A mapping created while the source was busy: its documents' names are still unscoped.
+        report.access_updated += source_access_rescope(source=source, index=index)
         if mode == "cursor":
             cursor, pass_started = cursor_pass_start(source=source, full=full)
             run.mode = "cursor full" if pass_started else "cursor"

@@ -13,6 +13,10 @@ leaves work that the next run replays from the database, whatever the source did
 document is reported with its reason and the rest of the batch goes on; an index failure stops the
 run (the outbox keeps the work).
 
+A source with an identity mapping (``access.mapping``) has the principals its connector states
+scoped to it (``source/<key>/group:<id>``) here, on the way in, and each identity noted so it can
+be mapped to directory users and groups; a principal scoped to another source rejects the document.
+
 Callers writing a source hold its lock (``kbsearch.documents.locks.source_lock``); ``source_sync``
 and ``source_delete`` do.
 """
@@ -25,7 +29,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from access.principals import InvalidPrincipal, normalize_principal
+from access.mapping import source_identities_forget, source_identities_record, source_principals_scoped
+from access.principals import SOURCE_SCOPE, InvalidPrincipal
+from access.selectors import identity_mapping_exists
 from kbsearch.documents import faults
 from kbsearch.documents.indexing import index_chunks_for
 from kbsearch.documents.locks import source_lock
@@ -44,6 +50,8 @@ _EMBED_BATCH_CHUNKS = 64
 _DELETE_BATCH_DOCUMENTS = 500
 # How long deleting a source waits for a running sync of it to finish before giving up.
 _DELETE_LOCK_WAIT_SECONDS = 30.0
+# Source identities noted (created, mapped, last_seen_at) together during an ingest.
+_IDENTITY_BATCH = 1000
 
 
 class DocumentRejected(ValueError):
@@ -91,16 +99,21 @@ def _sha256(text: str) -> str:
 
 
 def principals_for_source(*, source: Source, principals: Iterable[str]) -> frozenset[str]:
-    """An access list as stored for a document of ``source``; raises InvalidPrincipal."""
-    return frozenset(normalize_principal(p) for p in principals)
+    """An access list as stored for a document of ``source`` (scoped when it has an identity
+    mapping); raises InvalidPrincipal."""
+    mapped = identity_mapping_exists(source_key=source.key)
+    return source_principals_scoped(source_key=source.key, principals=principals, mapped=mapped)
 
 
-def _digest(item: DocumentInput, source: Source) -> _Prepared:
-    """Validate a document and hash it; cheap, so unchanged documents cost nothing more."""
+def _digest(item: DocumentInput, *, source_key: str, mapped: bool) -> _Prepared:
+    """Validate a document and hash it; cheap, so unchanged documents cost nothing more.
+
+    Its principals are scoped to the source when the source has an identity mapping (``mapped``).
+    """
     if not item.external_id or not str(item.external_id).strip():
         raise DocumentRejected("document has no external id")
     try:
-        principals = principals_for_source(source=source, principals=item.principals)
+        principals = source_principals_scoped(source_key=source_key, principals=item.principals, mapped=mapped)
     except InvalidPrincipal as error:
         raise DocumentRejected(str(error)) from error
     body = "\n\n".join(block.text for block in item.blocks if block.text.strip())
@@ -231,13 +244,19 @@ def documents_ingest(
     report = IngestReport()
     pending: list[_Prepared] = []
     pending_chunks = 0
+    mapped = identity_mapping_exists(source_key=source.key)
+    identities: set[str] = set()
     for item in items:
         try:
             existing = Document.objects.filter(source=source, external_id=item.external_id).first()
-            prepared = _digest(item, source)
+            prepared = _digest(item, source_key=source.key, mapped=mapped)
+            identities.update(p for p in prepared.principals if p.startswith(SOURCE_SCOPE + "/"))
+            if len(identities) >= _IDENTITY_BATCH:
+                _identities_note(source, identities)
             if existing is not None and existing.content_hash == prepared.content_hash:
                 if set(existing.access.values_list("principal", flat=True)) != prepared.principals:
-                    document_set_access(document=existing, principals=prepared.principals, index=index)
+                    existing.source = source
+                    document_set_access(document=existing, principals=prepared.principals, index=index, mapped=mapped)
                     report.access_updated += 1
                 else:
                     report.unchanged += 1
@@ -249,18 +268,35 @@ def documents_ingest(
         pending.append(prepared)
         pending_chunks += len(prepared.chunk_texts)
         if pending_chunks >= _EMBED_BATCH_CHUNKS:
+            _identities_note(source, identities)  # before the documents naming them become visible
             _flush(pending, source, encoder, index, report)
             pending_chunks = 0
+    _identities_note(source, identities)
     if pending:
         _flush(pending, source, encoder, index, report)
     return report
 
 
+def _identities_note(source: Source, identities: set[str]) -> None:
+    if identities:
+        source_identities_record(source_key=source.key, principals=identities)
+        identities.clear()
+
+
 def document_set_access(
-    *, document: Document, principals: Iterable[str], index: BaseIndexBackend | None = None
+    *, document: Document, principals: Iterable[str], index: BaseIndexBackend | None = None, mapped: bool | None = None
 ) -> None:
-    """Replace a document's access list in the database and the index, without re-embedding."""
-    principals = principals_for_source(source=document.source, principals=principals)
+    """Replace a document's access list in the database and the index, without re-embedding.
+
+    The principals are scoped as its source's identity mapping says (``access.mapping``; ``mapped``
+    when the caller knows whether there is one); raises ``InvalidPrincipal`` for another source's.
+    """
+    source_key = document.source.key
+    if mapped is None:
+        mapped = identity_mapping_exists(source_key=source_key)
+    principals = source_principals_scoped(source_key=source_key, principals=principals, mapped=mapped)
+    if any(p.startswith(SOURCE_SCOPE + "/") for p in principals):
+        source_identities_record(source_key=source_key, principals=principals)
     index = index or get_index_backend()
     # Database rows and outbox record together (search re-checks the rows, so a narrowing takes
     # effect at once); the index follows, and a failure there is replayed by the next run.
@@ -337,4 +373,5 @@ def source_delete(*, source: Source, index: BaseIndexBackend | None = None) -> N
         # Leftovers of an earlier interrupted run: every document is gone now, so these are deletions.
         index_changes_replay(source_id=source.pk, index=index)
         faults.point("documents.source_delete.emptied")
+        source_identities_forget(source_key=source.key)
         source.delete()

@@ -1,9 +1,15 @@
-"""``manage.py add_source <key> --connector filesystem --config '{"root": "..."}' [--every 15]``."""
+"""``manage.py add_source <key> --connector filesystem --config '{"root": "..."}' [--every 15]``.
+
+``--identity-user-key email --identity-group-key cn [--identity-directory corp]`` also sets the
+source's identity mapping (``access.mapping``; ``manage.py map_identities`` changes it later).
+"""
 import json
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
+from access.mapping import identity_mapping_set
+from access.models import Directory, IdentityMapping
 from connectors.base import ConnectorConfigError
 from connectors.schedules import CONTENT_EVERY, PERMISSIONS_EVERY, source_schedule_set
 from connectors.services import source_create
@@ -25,8 +31,17 @@ class Command(BaseCommand):
             "--permissions-every", type=float, default=None, metavar="MINUTES",
             help=f"access-list syncs every MINUTES where the connector can (default {PERMISSIONS_EVERY.total_seconds() / 60:g}; 0: none)",
         )
+        # Optional: scope the source's principals and map them (see manage.py map_identities).
+        parser.add_argument("--identity-user-key", choices=IdentityMapping.UserKey.values, default=None)
+        parser.add_argument("--identity-group-key", choices=IdentityMapping.GroupKey.values, default=None)
+        parser.add_argument("--identity-directory", default=None, help="match in this directory only")
 
     def handle(self, *args, **options) -> None:
+        user_key, group_key = options["identity_user_key"], options["identity_group_key"]
+        if bool(user_key) != bool(group_key) or (options["identity_directory"] and not user_key):
+            raise CommandError("identity mapping needs both --identity-user-key and --identity-group-key")
+        if options["identity_directory"] and not Directory.objects.filter(key=options["identity_directory"]).exists():
+            raise CommandError(f"no directory {options['identity_directory']!r}")
         try:
             config = json.loads(options["config"])
             source = source_create(
@@ -41,6 +56,10 @@ class Command(BaseCommand):
                 permissions_every=_minutes(options["permissions_every"], PERMISSIONS_EVERY),
             )
         self.stdout.write(f"source {source.key} ({source.connector}) saved")
+        if user_key:
+            mapping = identity_mapping_set(source_key=source.key, user_key=user_key, group_key=group_key,
+                                           directory_key=options["identity_directory"], actor="manage.py add_source")
+            self.stdout.write(f"identities of {mapping}")
 
 
 def _minutes(value: float | None, default: timedelta) -> timedelta | None:
