@@ -1,28 +1,29 @@
 """Source-scoped principals (``source/<key>/...``) on the permissions pages: explained by the
 ``SourceIdentity`` row that maps them to the user or to a group in the user's chain, and resolved
-to accounts through it (under a resolver that gives them, as identity mapping will)."""
+to accounts through it, under the directory resolver and a real identity mapping of the share."""
 import pytest
 from django.contrib.auth.models import User
 
-from access.models import DirectoryGroup, DirectoryUser, SourceIdentity
-from access.resolvers import reset_principal_resolver
+from access.mapping import identity_mapping_set
+from access.models import SourceIdentity
 from kbsearch.documents.selectors import document_visible_ids
 from kbsearch.documents.services import document_set_access
 
-TEAM, ALICE, GHOST = "source/wiki/group:eng-team", "source/wiki/user:alice@example.com", "source/wiki/user:ghost@example.com"
+TEAM, ALICE, GHOST = (
+    "source/share/group:engineering", "source/share/user:alice@example.com", "source/share/user:ghost@example.com"
+)
 
 
 @pytest.fixture
-def mapped(kb, users, synced, settings):
-    settings.KBSEARCH_PRINCIPAL_RESOLVER = "tests.permissions.mapped_resolver.MappedDirectoryResolver"
-    reset_principal_resolver()
-    SourceIdentity.objects.create(source_key="wiki", kind="group", name="eng-team", principal=TEAM, status="mapped",
-                                  directory_group=DirectoryGroup.objects.get(name="engineering"))
-    SourceIdentity.objects.create(source_key="wiki", kind="user", name="alice@example.com", principal=ALICE,
-                                  status="mapped", directory_user=DirectoryUser.objects.get(username="alice"))
-    SourceIdentity.objects.create(source_key="wiki", kind="user", name="ghost@example.com", principal=GHOST)
-    document_set_access(document=kb["hr/salaries.md"], principals=[TEAM, GHOST])
-    document_set_access(document=kb["drafts/draft.md"], principals=[ALICE])
+def mapped(kb, users, synced):
+    # The share's identities become its own: groups matched by cn, users by email.
+    identity_mapping_set(source_key="share", user_key="email", group_key="cn")
+    document_set_access(document=kb["hr/salaries.md"], principals=["group:engineering", "user:ghost@example.com"])
+    document_set_access(document=kb["drafts/draft.md"], principals=["user:alice@example.com"])
+    statuses = dict(SourceIdentity.objects.filter(principal__in=[TEAM, ALICE, GHOST]).values_list("principal", "status"))
+    assert statuses == {TEAM: "mapped", ALICE: "mapped", GHOST: "unmapped"}
+    for document in kb.values():
+        document.refresh_from_db()
     return kb
 
 
