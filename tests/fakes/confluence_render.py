@@ -1,7 +1,7 @@
 """JSON shapes of the fake Confluence, with the field names of the official OpenAPI descriptions.
 
 v1 objects (Content, Space, User, Group, ContentRestriction, Version, ContentHistory) follow
-``/work/shared/apis/confluence_v1_subset.openapi.json``; what is not expanded is listed under
+``../shared/apis/confluence_v1_subset.openapi.json``; what is not expanded is listed under
 ``_expandable`` as Confluence does, and links under ``_links`` are relative to ``_links.base`` (the
 site URL: ``http://host:port/wiki`` on Cloud, ``http://host:port`` on Data Center). v2 objects
 (Space, SpacePermission, PageBulk) follow ``confluence_v2_subset.openapi.json``.

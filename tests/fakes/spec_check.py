@@ -1,12 +1,14 @@
 """Test helpers for the fake servers: validate bodies against the OpenAPI files, walk ``_links.next``."""
 import json
+import os
 from pathlib import Path
 
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-APIS = Path("/work/shared/apis")
+# ../shared/apis beside the checkout, as in CI; KBSEARCH_SHARED_DIR overrides.
+APIS = Path(os.environ.get("KBSEARCH_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")) / "apis"
 SPECS = {name: json.loads((APIS / f"confluence_{name}_subset.openapi.json").read_text()) for name in ("v1", "v2")}
 REGISTRY = Registry().with_resources(
     (f"urn:confluence-{name}", Resource.from_contents(spec, default_specification=DRAFT202012))

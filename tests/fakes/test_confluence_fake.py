@@ -1,6 +1,6 @@
 """The fake Confluence answers as the official API descriptions say: shapes, paging, CQL, permissions.
 
-Response bodies are validated against the schemas of /work/shared/apis/confluence_v*_subset.openapi.json
+Response bodies are validated against the schemas of ../shared/apis/confluence_v*_subset.openapi.json
 (``$ref`` resolved inside each file). Plain HTTP with requests, no database. The ``site`` fixture
 (tests/fakes/conftest.py) is a small Cloud site; faults, auth, Data Center and scale are in
 test_confluence_fake_faults.py.
