@@ -21,6 +21,7 @@ from django.utils.http import urlencode
 
 # Registers IdentityMapping and SourceIdentity (unmapped identities per source) on import.
 from access import admin_identities  # noqa: F401
+from access.admin_base import ReadOnlyAdmin
 from access.audit import directory_admin_change_record
 from access.directory.client import DirectoryConfigError, DirectoryUnavailable
 from access.explanations import directory_closure_without_chain, directory_entries_for, directory_group_chains
@@ -61,17 +62,6 @@ def chain_html(chain) -> str:
     return format_html(
         "{}: {}", chain.directory_key, format_html_join(" → ", "{}", ((_admin_link(group, group.name),) for group in chain.groups))
     )
-
-
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Directory)
@@ -188,7 +178,7 @@ class DirectoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(DirectorySyncRun)
-class DirectorySyncRunAdmin(_ReadOnlyAdmin):
+class DirectorySyncRunAdmin(ReadOnlyAdmin):
     list_display = ("pk", "directory", "mode", "status", "started_at", "finished_at", "counts_summary", "error_count")
     list_filter = ("directory", "status", "mode")
     list_select_related = ("directory",)
@@ -241,7 +231,7 @@ class DirectorySyncRunAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(DirectoryUser)
-class DirectoryUserAdmin(_ReadOnlyAdmin):
+class DirectoryUserAdmin(ReadOnlyAdmin):
     list_display = ("username", "display_name", "email", "directory", "enabled", "deleted_at")
     list_filter = ("directory", "enabled")
     search_fields = ("username", "display_name", "email", "upn", "dn")
@@ -285,7 +275,7 @@ class DirectoryUserAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(DirectoryGroup)
-class DirectoryGroupAdmin(_ReadOnlyAdmin):
+class DirectoryGroupAdmin(ReadOnlyAdmin):
     list_display = ("name", "directory", "account_name", "direct_users", "direct_groups")
     list_filter = ("directory",)
     search_fields = ("name", "account_name", "dn")
@@ -328,7 +318,7 @@ class DirectoryGroupAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(_ReadOnlyAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("at", "kind", "directory", "actor", "summary")
     list_filter = ("kind", "directory", "at")
     search_fields = ("summary", "actor")

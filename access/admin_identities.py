@@ -8,6 +8,7 @@ Imported by ``access.admin``.
 """
 from django.contrib import admin, messages
 
+from access.admin_base import ReadOnlyAdmin
 from access.mapping import identity_mapping_delete, identity_mapping_set
 from access.models import IdentityMapping, SourceIdentity
 
@@ -50,7 +51,7 @@ class IdentityMappingAdmin(admin.ModelAdmin):
 
 
 @admin.register(SourceIdentity)
-class SourceIdentityAdmin(admin.ModelAdmin):
+class SourceIdentityAdmin(ReadOnlyAdmin):
     list_display = ("principal", "source_key", "kind", "name", "status", "maps_to", "last_seen_at")
     list_filter = ("source_key", "status", "kind")
     search_fields = ("name", "principal")
@@ -59,12 +60,3 @@ class SourceIdentityAdmin(admin.ModelAdmin):
     @admin.display(description="maps to")
     def maps_to(self, identity: SourceIdentity) -> str:
         return str(identity.directory_user or identity.directory_group or "nobody")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

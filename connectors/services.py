@@ -160,7 +160,8 @@ def _run(source: Source, connector, full: bool, encoder, index, on_progress) -> 
     run = SyncRun.objects.create(source=source, mode=mode)
     report = IngestReport()
     seen: set[str] = set()
-    try:
+
+    def work() -> None:
         report.replayed = index_changes_replay(source_id=source.pk, index=index, encoder=encoder)
         # A mapping created while the source was busy: its documents' names are still unscoped.
         report.access_updated += source_access_rescope(source=source, index=index)
@@ -179,25 +180,17 @@ def _run(source: Source, connector, full: bool, encoder, index, on_progress) -> 
                 items = connector.poll(start=source.last_synced_at - _POLL_OVERLAP, end=started)
             else:
                 items = connector.load_all()
-            report.merge(
-                documents_ingest(
-                    source=source, items=_inputs(items, seen, report, source, index, run, on_progress), encoder=encoder, index=index
-                )
-            )
+            inputs = _inputs(items, seen, report, source, index, run, on_progress)
+            report.merge(documents_ingest(source=source, items=inputs, encoder=encoder, index=index))
             faults.point("connectors.sync.ingested")
             # Prune only after the whole listing succeeded: a partial listing would delete live documents.
             keep = set(connector.list_ids()) if mode == "poll" else seen
             report.deleted += documents_prune(source=source, keep_external_ids=keep, index=index)
         if full:
             report.repaired = documents_index_verify(source=source, index=index, encoder=encoder)
-    except SyncCancelled:
-        _finish(run, SyncRun.Status.CANCELLED, report)
+
+    if not _attempted(run, report, work):
         return run
-    except Exception as error:
-        logger.exception("sync of %s failed", source.key)
-        report.errors.append(("", f"sync failed: {error}"))
-        _finish(run, SyncRun.Status.FAILED, report)
-        raise
     if not report.retryable_errors:
         with transaction.atomic():
             Source.objects.filter(pk=source.pk).update(last_synced_at=started, checkpoint=connector.state)
@@ -211,20 +204,33 @@ def _permission_run(source: Source, connector, index, on_progress) -> SyncRun:
         raise ConnectorConfigError(f"connector {source.connector} cannot sync permissions on their own")
     run = SyncRun.objects.create(source=source, mode="permissions")
     report = IngestReport()
-    try:
+
+    def work() -> None:
         permissions_apply(
             source=source, run=run, items=connector.access_lists(), index=index, report=report, on_progress=on_progress
         )
+
+    if _attempted(run, report, work):
+        _finish(run, SyncRun.Status.PARTIAL if report.errors else SyncRun.Status.SUCCEEDED, report)
+    return run
+
+
+def _attempted(run: SyncRun, report: IngestReport, work) -> bool:
+    """Do a run's work: True when it ran to the end; False when cancelled (recorded as such).
+
+    A failure is recorded on the run and raised: the Celery task owns retries.
+    """
+    try:
+        work()
     except SyncCancelled:
         _finish(run, SyncRun.Status.CANCELLED, report)
-        return run
+        return False
     except Exception as error:
-        logger.exception("permission sync of %s failed", source.key)
+        logger.exception("%s sync of %s failed", run.mode, run.source.key)
         report.errors.append(("", f"sync failed: {error}"))
         _finish(run, SyncRun.Status.FAILED, report)
         raise
-    _finish(run, SyncRun.Status.PARTIAL if report.errors else SyncRun.Status.SUCCEEDED, report)
-    return run
+    return True
 
 
 def sync_counts(report: IngestReport) -> dict[str, int]:

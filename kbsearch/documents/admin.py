@@ -15,6 +15,7 @@ from django.http import HttpResponseRedirect
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
+from access.admin_base import ReadOnlyAdmin
 from kbsearch.documents.credentials import CredentialsUnavailable, source_credentials_set
 from kbsearch.documents.locks import SourceBusy
 from kbsearch.documents.models import Document, DocumentAccess, Source
@@ -116,7 +117,7 @@ class DocumentAccessInline(admin.TabularInline):
 
 
 @admin.register(Document)
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(ReadOnlyAdmin):
     list_display = ("title", "source", "language", "version", "source_updated_at", "updated_at")
     list_filter = ("source", "language")
     search_fields = ("title", "external_id")
@@ -138,13 +139,3 @@ class DocumentAdmin(admin.ModelAdmin):
             '<a href="{}?document={}">Who can see this document?</a> · <a href="{}?document={}">Why can a user see it?</a>',
             who, obj.pk, why, obj.pk,
         )
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        # Deleting here would leave the document in the search index; syncs prune documents properly.
-        return False
