@@ -14,6 +14,8 @@ an indexed casefolded username), then applies the rules below, in this order:
 4. Otherwise ``public``, ``user:<username>`` and ``group:<cn>`` for every group they are in
    through any chain of nested groups, from the directories still within their grace period.
 
+``directory_usernames`` lists who a synced directory vouches for (``manage.py demo_setup``).
+
 ``directory_sign_in_users`` answers sign-in (``access.authentication``) by the same match: only a
 name the last sync knows and has enabled may sign in; rule 2 refuses it too. A user whose
 directories are past their grace period may still sign in (and sees ``public`` only).
@@ -22,7 +24,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from access.models import DirectoryUser
+from access.models import Directory, DirectoryUser
 from access.principals import PUBLIC
 
 
@@ -57,6 +59,15 @@ def directory_principals(*, username: str) -> frozenset[str]:
     if not known or not fresh:
         return frozenset({PUBLIC})
     return frozenset({PUBLIC, f"user:{username}", *groups})
+
+
+def directory_usernames(*, key: str) -> list[str] | None:
+    """The enabled users directory ``key`` had at its last successful sync, sorted; None if it never synced."""
+    directory = Directory.objects.filter(key=key, last_success_at__isnull=False).first()
+    if directory is None:
+        return None
+    rows = DirectoryUser.objects.filter(directory=directory, enabled=True, deleted_at__isnull=True)
+    return sorted(rows.values_list("username", flat=True))
 
 
 class SignInRefused(Exception):

@@ -6,8 +6,8 @@ The tree (``tests.access.directory_data``) is loaded once; a test that changes i
 import pytest
 
 from access.services import directory_create
+from scripts.slapd import SERVICE_DN, SERVICE_PASSWORD, Slapd
 from tests.access.directory_data import CORP, GROUPS, PEOPLE, TEST_LDIF
-from tests.access.slapd import SERVICE_DN, SERVICE_PASSWORD, Slapd
 
 PASSWORD_VARIABLE = "KBSEARCH_TEST_DIRECTORY_PASSWORD"
 
