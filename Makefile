@@ -5,6 +5,10 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The demo's throwaway directory (scripts/demo.py): its loopback port; DEMO_DIRECTORY=0 runs the demo
+# without slapd, on Django groups.
+DEMO_LDAP_PORT ?= 3389
+DEMO_DIRECTORY ?= 1
 
 .PHONY: venv model demo demo-data serve test lint bench evaluate clean
 
@@ -27,16 +31,22 @@ venv: $(VENV)/.installed
 model: venv
 	$(PY) manage.py build_model
 
+# The demo without a directory's data: local demo users with Django groups (demo/users.yaml).
 demo-data: model
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup
 
-# The demo is a development server on loopback: DEBUG on (production leaves it off, the default).
+# A development server on loopback: DEBUG on (production leaves it off, the default). Principals and
+# sign-in come from the environment (KBSEARCH_PRINCIPAL_RESOLVER, KBSEARCH_LDAP_SIGN_IN).
 serve: venv
-	@echo "kbsearch serving on http://$(HOST):$(PORT)/ - sign in as alice, bob, carol, dave or erin, password kbsearch-demo (demo/README.md)"
+	@echo "kbsearch serving on http://$(HOST):$(PORT)/ (demo/README.md)"
 	KBSEARCH_DEBUG=1 $(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
-demo: demo-data serve
+# slapd loaded with demo/directory.ldif, the directory registered and synced, the sample knowledge
+# base, then the server; Ctrl-C stops the server and slapd (scripts/demo.py, demo/README.md).
+demo: model
+	$(PY) scripts/demo.py --host $(HOST) --port $(PORT) --ldap-port $(DEMO_LDAP_PORT) \
+		$(if $(filter 0 no off false,$(DEMO_DIRECTORY)),--no-directory)
 
 # Lint and the layer contracts of docs/architecture.md: a wrong import fails the build.
 lint: venv

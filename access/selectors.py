@@ -17,6 +17,8 @@ an indexed casefolded username), then applies the rules below, in this order:
    (``access.mapping``) whose directory user is one of theirs in such a directory or whose directory
    group is one of those groups. Unmapped and ambiguous identities are nobody's.
 
+``directory_usernames`` lists who a synced directory vouches for (``manage.py demo_setup``).
+
 ``directory_sign_in_users`` answers sign-in (``access.authentication``) by the same match: only a
 name the last sync knows and has enabled may sign in; rule 2 refuses it too. A user whose
 directories are past their grace period may still sign in (and sees ``public`` only).
@@ -26,7 +28,7 @@ from datetime import datetime
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from access.models import DirectoryUser, IdentityMapping, SourceIdentity
+from access.models import Directory, DirectoryUser, IdentityMapping, SourceIdentity
 from access.principals import PUBLIC
 
 
@@ -88,6 +90,15 @@ def source_identities_list(*, source_key: str | None = None, statuses: list[str]
     if statuses:
         identities = identities.filter(status__in=statuses)
     return identities.order_by("source_key", "principal")
+
+
+def directory_usernames(*, key: str) -> list[str] | None:
+    """The enabled users directory ``key`` had at its last successful sync, sorted; None if it never synced."""
+    directory = Directory.objects.filter(key=key, last_success_at__isnull=False).first()
+    if directory is None:
+        return None
+    rows = DirectoryUser.objects.filter(directory=directory, enabled=True, deleted_at__isnull=True)
+    return sorted(rows.values_list("username", flat=True))
 
 
 class SignInRefused(Exception):

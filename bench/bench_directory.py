@@ -102,7 +102,7 @@ def main() -> None:
     from access.models import DirectoryGroup, DirectoryUser, SourceIdentity
     from access.resolvers import principals_for
     from access.services import directory_create, directory_sync
-    from tests.access.slapd import SERVICE_DN, SERVICE_PASSWORD, Slapd
+    from scripts.slapd import SERVICE_DN, SERVICE_PASSWORD, Slapd
 
     ldif = tree_ldif(args.users, args.groups, random.Random(7))
     folder = Path(tempfile.mkdtemp(prefix="kbsearch-bench-slapd-"))

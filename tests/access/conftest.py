@@ -10,9 +10,9 @@ CA's certificate, which cannot verify it. The plain server stays as it is for ev
 import pytest
 
 from access.services import directory_create
+from scripts.slapd import SERVICE_DN, SERVICE_PASSWORD, Slapd, TLSFiles
 from tests.access.certificates import Authority, authority_create, server_certificate_create
 from tests.access.directory_data import CORP, GROUPS, PEOPLE, TEST_LDIF
-from tests.access.slapd import SERVICE_DN, SERVICE_PASSWORD, Slapd, TLSFiles
 
 PASSWORD_VARIABLE = "KBSEARCH_TEST_DIRECTORY_PASSWORD"
 

@@ -18,7 +18,7 @@ import base64
 import struct
 import uuid
 
-from tests.access.slapd import SUFFIX
+from scripts.slapd import SUFFIX
 
 PEOPLE = f"ou=people,{SUFFIX}"
 GROUPS = f"ou=groups,{SUFFIX}"

@@ -16,8 +16,8 @@ from access.services import directory_sync
 from kbsearch.documents.models import Document
 from kbsearch.documents.selectors import document_visible_ids
 from kbsearch.search.services import search_run
+from scripts.slapd import free_port
 from tests.access.directory_data import group_dn, person_dn
-from tests.access.slapd import free_port
 
 FILES = {
     "welcome/_access.yaml": "principals: [public]\n",

@@ -8,8 +8,8 @@ from django.core.management import CommandError, call_command
 from access.directory.client import DirectoryUnavailable
 from access.models import AuditEvent, DirectoryGroup, DirectoryMembership, DirectorySyncRun, DirectoryUser
 from access.services import SyncNotConfirmable, directory_sync, directory_sync_confirm
+from scripts.slapd import SIZE_LIMIT
 from tests.access.directory_data import OPENLDAP_CLOSURE, OPENLDAP_USERS, group_dn, person_dn
-from tests.access.slapd import SIZE_LIMIT
 
 pytestmark = pytest.mark.django_db
 
@@ -211,8 +211,8 @@ def test_a_server_that_accepts_but_never_answers_times_out_as_unavailable(openld
 
 
 def test_add_directory_registers_a_directory_that_then_syncs(db, slapd, directory_password):
+    from scripts.slapd import SERVICE_DN
     from tests.access.conftest import PASSWORD_VARIABLE
-    from tests.access.slapd import SERVICE_DN
 
     out: list[str] = []
     call_command(

@@ -15,8 +15,8 @@ from access.directory.client import DirectoryUnavailable
 from access.models import AuditEvent, DirectorySyncRun, DirectoryUser
 from access.resolvers import principals_for
 from access.services import directory_sync
+from scripts.slapd import free_port
 from tests.access.directory_data import OPENLDAP_CLOSURE, PASSWORDS
-from tests.access.slapd import free_port
 from tests.access.test_directory_sync import closure
 
 pytestmark = pytest.mark.django_db

@@ -12,9 +12,9 @@ from access.resolvers import principals_for
 from access.services import directory_create, directory_sync
 from kbsearch.documents.models import Chunk, DocumentAccess
 from kbsearch.search.services import search_run
+from scripts.slapd import SERVICE_DN
 from tests.access.conftest import PASSWORD_VARIABLE
 from tests.access.directory_data import AD_DOMAIN_SID, GROUPS, PEOPLE, ad_group_dn, group_dn, person_dn
-from tests.access.slapd import SERVICE_DN
 from tests.counting_encoder import CountingEncoder
 from tests.knowledge_base import source_from_files, use_encoder
 

@@ -16,8 +16,8 @@ from access.authentication import LDAP_BACKEND, PROXY_BACKEND
 from access.models import AuditEvent
 from access.services import directory_sync
 from kbsearch.search.services import search_run
+from scripts.slapd import free_port
 from tests.access.directory_data import AD_PASSWORDS, PASSWORDS, PEOPLE, ad_user_dn, person_dn
-from tests.access.slapd import free_port
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 PROXY = "10.0.0.5"  # inside the configured 10.0.0.0/24

@@ -67,4 +67,4 @@ def test_the_demo_setup_steps_run_without_debug_or_a_secret(tmp_path, tiny_model
         documents = {row[0] for row in connection.execute("select external_id from documents_document")}
         users = {row[0] for row in connection.execute("select username from auth_user")}
     assert documents == {"vpn.en.md", "vpn.zh.md"}
-    assert users == {"alice", "bob", "carol", "dave", "erin", "admin"}
+    assert users == {"alice", "bob", "carol", "dave", "erin", "hanako", "wei", "admin"}
