@@ -92,6 +92,18 @@ def source_identities_list(*, source_key: str | None = None, statuses: list[str]
     return identities.order_by("source_key", "principal")
 
 
+def directory_display_name(*, username: str) -> str:
+    """The name the directory shows for ``username`` (displayName, in its own order: 田中 花子), or ""."""
+    return (
+        DirectoryUser.objects.filter(username_key=username.casefold(), enabled=True, deleted_at__isnull=True)
+        .exclude(display_name="")
+        .order_by("directory_id")
+        .values_list("display_name", flat=True)
+        .first()
+        or ""
+    )
+
+
 def directory_usernames(*, key: str) -> list[str] | None:
     """The enabled users directory ``key`` had at its last successful sync, sorted; None if it never synced."""
     directory = Directory.objects.filter(key=key, last_success_at__isnull=False).first()

@@ -122,6 +122,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "kbsearch.web.context_processors.ui_strings",
+                "kbsearch.web.context_processors.account_name",
             ],
         },
     },

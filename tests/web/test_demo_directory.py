@@ -135,6 +135,13 @@ def test_directory_people_get_accounts_without_local_passwords_or_groups(demo):
         assert not user.has_usable_password() and not user.groups.exists() and not user.is_staff
 
 
+def test_the_page_shows_the_name_the_directory_displays_in_its_own_order(demo):
+    for name, shown in (("hanako", "田中 花子"), ("wei", "王伟")):
+        client, _ = sign_in(name)
+        page = client.get("/").content.decode()
+        assert f'<span class="account-name">{shown}</span>' in page, name
+
+
 def test_a_wrong_password_is_refused_for_directory_people_and_the_local_admin(demo):
     for name in ("bob", "hanako", "wei", "admin"):
         client, response = sign_in(name, "kbsearch-demo-wrong")
