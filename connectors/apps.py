@@ -13,3 +13,4 @@ class ConnectorsConfig(AppConfig):
             filesystem,  # noqa: F401
             schedules,  # noqa: F401
         )
+        from connectors.sharepoint import connector  # noqa: F401

@@ -14,7 +14,8 @@ cheapest way to bring a source up to date:
 
 Loads yield ``DocumentInput``s, and ``DocumentFailure``s for items that exist but cannot be read, so
 one bad item never hides the others (nor gets its document deleted as if it had vanished). Cursor
-streams also yield ``DocumentDeleted``, ``AccessChanged`` and ``Checkpoint``.
+streams also yield ``DocumentDeleted``, ``AccessChanged``, ``ItemNotice`` and ``Checkpoint``, and
+raise ``ResyncRequired`` when their cursor has expired.
 """
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,16 @@ class ConnectorConfigError(ValueError):
 
 class ConnectorError(RuntimeError):
     """The source failed as a whole (unreachable, unauthorised); nothing is pruned after it."""
+
+
+class ResyncRequired(ConnectorError):
+    """The source can no longer give changes since the saved cursor (Graph's 410 ``resyncRequired``).
+
+    Raised from ``changes`` during an incremental pass: the sync service restarts the run as a full
+    pass from an empty cursor, which is the only pass that finds, and prunes, what was deleted
+    while the cursor was unusable. Raised during a full pass it fails the run like any
+    ``ConnectorError``.
+    """
 
 
 @dataclass(frozen=True)
@@ -72,8 +83,17 @@ class Checkpoint:
     cursor: dict
 
 
+@dataclass(frozen=True)
+class ItemNotice:
+    """Something an admin must know about an item that was synced anyway (an anonymous sharing
+    link left out of its access list): recorded with the run's errors, not counted as a failure."""
+
+    external_id: str
+    message: str
+
+
 LoadItem = DocumentInput | DocumentFailure
-ChangeItem = DocumentInput | DocumentFailure | DocumentDeleted | AccessChanged | Checkpoint
+ChangeItem = DocumentInput | DocumentFailure | DocumentDeleted | AccessChanged | ItemNotice | Checkpoint
 
 _registry: dict[str, type["BaseConnector"]] = {}
 

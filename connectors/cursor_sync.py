@@ -26,7 +26,14 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from connectors.base import AccessChanged, Checkpoint, ConnectorError, DocumentDeleted, DocumentFailure
+from connectors.base import (
+    AccessChanged,
+    Checkpoint,
+    ConnectorError,
+    DocumentDeleted,
+    DocumentFailure,
+    ItemNotice,
+)
 from connectors.models import SyncRun
 from kbsearch.documents import faults
 from kbsearch.documents.models import Document, Source
@@ -44,6 +51,8 @@ from kbsearch.ingest.inputs import DocumentInput
 # next checkpoint; re-reading them after a crash costs a hash comparison each).
 _SEGMENT_ITEMS = 200
 _ACCESS_BATCH = 500
+# Run errors that are notices about items synced anyway (``ItemNotice``), not failures.
+NOTICE_PREFIX = "notice: "
 
 
 class SyncCancelled(Exception):
@@ -144,7 +153,7 @@ def _segment_apply(source: Source, items: list, pass_started, encoder, index, re
     for item in items:
         if isinstance(item, DocumentFailure) and item.retryable:
             retry.add(item.external_id)
-        elif not isinstance(item, Checkpoint):
+        elif not isinstance(item, Checkpoint | ItemNotice):
             retry.discard(item.external_id)
 
     def flush() -> None:
@@ -165,11 +174,13 @@ def _segment_apply(source: Source, items: list, pass_started, encoder, index, re
             access_apply(source=source, changes=[item], index=index, report=report)
         elif isinstance(item, DocumentFailure):
             failure_record(source=source, failure=item, index=index, report=report)
+        elif isinstance(item, ItemNotice):
+            report.errors.append((item.external_id, NOTICE_PREFIX + item.message))
         else:
             raise ConnectorError(f"the connector yielded {type(item).__name__}, which a change stream cannot hold")
     flush()
     if pass_started is not None:
-        mentioned = {item.external_id for item in items if not isinstance(item, DocumentDeleted)}
+        mentioned = {item.external_id for item in items if not isinstance(item, DocumentDeleted | ItemNotice)}
         Document.objects.filter(source=source, external_id__in=mentioned).update(seen_at=pass_started)
 
 

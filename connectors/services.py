@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from connectors.base import (
     ConnectorConfigError,
+    ConnectorError,
     CursorMixin,
     DocumentFailure,
     FullLoadMixin,
@@ -29,9 +30,11 @@ from connectors.base import (
     LoadItem,
     PermissionSyncMixin,
     PollMixin,
+    ResyncRequired,
     get_connector_class,
 )
 from connectors.cursor_sync import (
+    NOTICE_PREFIX,
     SyncCancelled,
     cancel_requested,
     cursor_pass_start,
@@ -166,15 +169,7 @@ def _run(source: Source, connector, full: bool, encoder, index, on_progress) -> 
         # A mapping created while the source was busy: its documents' names are still unscoped.
         report.access_updated += source_access_rescope(source=source, index=index)
         if mode == "cursor":
-            cursor, pass_started = cursor_pass_start(source=source, full=full)
-            run.mode = "cursor full" if pass_started else "cursor"
-            run.save(update_fields=["mode"])
-            retry = cursor_retry_ids(source)
-            cursor_stream_apply(
-                source=source, run=run, items=connector.changes(cursor=cursor), pass_started=pass_started,
-                encoder=encoder, index=index, report=report, on_progress=on_progress,
-                retried=connector.reload(retry) if retry else (),
-            )
+            _cursor_work(source, connector, run, full, encoder, index, report, on_progress)
         else:
             if mode == "poll":
                 items = connector.poll(start=source.last_synced_at - _POLL_OVERLAP, end=started)
@@ -195,8 +190,42 @@ def _run(source: Source, connector, full: bool, encoder, index, on_progress) -> 
         with transaction.atomic():
             Source.objects.filter(pk=source.pk).update(last_synced_at=started, checkpoint=connector.state)
             source.last_synced_at, source.checkpoint = started, connector.state
-    _finish(run, SyncRun.Status.PARTIAL if report.errors else SyncRun.Status.SUCCEEDED, report)
+    _finish(run, SyncRun.Status.PARTIAL if _failed(report) else SyncRun.Status.SUCCEEDED, report)
     return run
+
+
+def _cursor_work(source: Source, connector, run: SyncRun, full: bool, encoder, index, report: IngestReport,
+                 on_progress) -> None:
+    """Apply the connector's changes; an expired cursor (``ResyncRequired``) restarts as a full pass.
+
+    What the incremental part committed before the restart stays: the full pass re-reads it (a hash
+    comparison each) and, being full, prunes what the expired cursor could no longer report.
+    """
+    cursor, pass_started = cursor_pass_start(source=source, full=full)
+    run.mode = "cursor full" if pass_started else "cursor"
+    run.save(update_fields=["mode"])
+    retry = cursor_retry_ids(source)
+    try:
+        cursor_stream_apply(
+            source=source, run=run, items=connector.changes(cursor=cursor), pass_started=pass_started,
+            encoder=encoder, index=index, report=report, on_progress=on_progress,
+            retried=connector.reload(retry) if retry else (),
+        )
+    except ResyncRequired as resync:
+        if pass_started is not None:
+            raise ConnectorError(f"the source asked for a resync during a full pass: {resync}") from resync
+        logger.warning("%s: %s; restarting as a full pass", source.key, resync)
+        cursor, pass_started = cursor_pass_start(source=source, full=True)
+        run.mode = "cursor full"
+        run.save(update_fields=["mode"])
+        cursor_stream_apply(
+            source=source, run=run, items=connector.changes(cursor=cursor), pass_started=pass_started,
+            encoder=encoder, index=index, report=report, on_progress=on_progress,
+        )
+
+
+def _failed(report: IngestReport) -> bool:
+    return any(not reason.startswith(NOTICE_PREFIX) for _external_id, reason in report.errors)
 
 
 def _permission_run(source: Source, connector, index, on_progress) -> SyncRun:
@@ -241,7 +270,7 @@ def sync_counts(report: IngestReport) -> dict[str, int]:
         "added": report.created,
         "changed": report.updated,
         "removed": report.deleted,
-        "failed": len([1 for external_id, _reason in report.errors if external_id]),
+        "failed": len([1 for external_id, reason in report.errors if external_id and not reason.startswith(NOTICE_PREFIX)]),
         **counts,
     }
 

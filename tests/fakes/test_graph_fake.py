@@ -316,3 +316,16 @@ def test_the_schemas_catch_a_misspelt_property():
         _validate({"id": "1", "roles": ["read"], "grantedToV3": {}}, "permission")
     with pytest.raises(jsonschema.ValidationError):
         _validate({"id": "1", "size": "12"}, "driveItem")
+
+
+def test_a_user_may_have_the_upn_of_a_hybrid_tenant_and_grants_carry_it(contoso):
+    t = contoso
+    jsmith = t.tenant.user_add(name="jsmith", upn="jsmith@corp.example.com")
+    t.tenant.permission_grant(t.readme, roles=["read"], user=jsmith)
+    session = t.session()
+    assert session.get(t.url(f"/users/{jsmith.id}")).json()["userPrincipalName"] == "jsmith@corp.example.com"
+    permissions = session.get(t.url(f"/drives/{t.drive.id}/items/{t.readme.id}/permissions")).json()["value"]
+    granted = [p["grantedToV2"] for p in permissions if "user" in p.get("grantedToV2", {})]
+    assert granted == [{"user": {"email": "jsmith@contoso.com", "id": jsmith.id, "displayName": "Jsmith"},
+                        "siteUser": {"email": "jsmith@contoso.com", "id": granted[0]["siteUser"]["id"],
+                                     "displayName": "Jsmith", "loginName": "i:0#.f|membership|jsmith@corp.example.com"}}]

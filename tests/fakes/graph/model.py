@@ -84,10 +84,12 @@ class GraphTenant:
 
     # -- directory -------------------------------------------------------------------------------
 
-    def user_add(self, *, name: str, display_name: str | None = None, id: str | None = None) -> User:
-        """A user ``name@<domain>.onmicrosoft.com``; ``name`` is also the mail's local part."""
+    def user_add(self, *, name: str, display_name: str | None = None, id: str | None = None,
+                 upn: str | None = None) -> User:
+        """A user ``name@<domain>.onmicrosoft.com`` (or ``upn``, as a hybrid tenant synced from AD
+        has: ``jsmith@corp.example.com``); ``name`` is also the mail's local part."""
         with self.lock:
-            upn = f"{name}@{self.domain}.onmicrosoft.com"
+            upn = upn or f"{name}@{self.domain}.onmicrosoft.com"
             user = User(id=id or _guid("user", upn), user_principal_name=upn,
                         display_name=display_name or name.title(), mail=f"{name}@{self.domain}.com")
             self.users[user.id] = user
