@@ -79,7 +79,9 @@ class SharePointConnector(BaseConnector, CursorMixin, PermissionSyncMixin):
             organization_group=str(config.get("organization_group") or "sharepoint-organization"),
         )
         self.page_size = page_size
-        self.include_pages = bool(config.get("include_pages", True))
+        # Off unless asked for: Graph v1.0 gives no page permissions, so a page is given its site's;
+        # a page whose own permissions were narrowed would be shown too widely (fail open).
+        self.include_pages = bool(config.get("include_pages", False))
         self._client: GraphClient | None = None
 
     @property
