@@ -218,6 +218,15 @@ KBSEARCH_HYBRID_ALPHA = float(os.environ.get("KBSEARCH_HYBRID_ALPHA", "0.5"))
 KBSEARCH_WARM_ENCODER = _env_bool("KBSEARCH_WARM_ENCODER", True)
 # Documents larger than this are refused with a clear error instead of exhausting memory.
 KBSEARCH_MAX_DOCUMENT_BYTES = int(os.environ.get("KBSEARCH_MAX_DOCUMENT_BYTES", str(20 * 1024 * 1024)))
+# Reading attachments and library files (kbsearch.ingest.limits): a file over any limit is refused
+# with a reason naming the setting, never indexed in part. The documents app hands these to ingest.
+KBSEARCH_EXTRACT_MAX_BYTES = int(os.environ.get("KBSEARCH_EXTRACT_MAX_BYTES", str(50 * 1024 * 1024)))
+KBSEARCH_EXTRACT_MAX_UNZIPPED_BYTES = int(os.environ.get("KBSEARCH_EXTRACT_MAX_UNZIPPED_BYTES", str(500 * 1024 * 1024)))
+KBSEARCH_EXTRACT_MAX_PAGES = int(os.environ.get("KBSEARCH_EXTRACT_MAX_PAGES", "2000"))
+KBSEARCH_EXTRACT_MAX_SLIDES = int(os.environ.get("KBSEARCH_EXTRACT_MAX_SLIDES", "1000"))
+KBSEARCH_EXTRACT_MAX_ROWS = int(os.environ.get("KBSEARCH_EXTRACT_MAX_ROWS", "100000"))
+KBSEARCH_EXTRACT_MAX_CELLS = int(os.environ.get("KBSEARCH_EXTRACT_MAX_CELLS", "2000000"))
+KBSEARCH_EXTRACT_SECONDS = float(os.environ.get("KBSEARCH_EXTRACT_SECONDS", "60"))
 
 # Fernet key(s) encrypting connector credentials at rest, comma-separated (the first encrypts; the
 # others still decrypt, for rotation). Unset: no credential can be stored (kbsearch.documents.credentials).
