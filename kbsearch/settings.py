@@ -184,7 +184,7 @@ AUTHENTICATION_BACKENDS = [
 # The index backend, chosen like Django's CACHES: a dotted path and its options. Each backend gets
 # only its own options (the embedded one a file path, Weaviate a URL, key and collection).
 _EMBEDDED_INDEX = "kbsearch.index.embedded.EmbeddedIndexBackend"
-# The Weaviate backend arrives with the Weaviate issue; its settings are read only when it is chosen.
+# Weaviate (docs/weaviate.md): its settings are read only when it is chosen.
 _WEAVIATE_INDEX = "kbsearch.index.weaviate.WeaviateIndexBackend"
 
 
@@ -196,6 +196,9 @@ def _index_options(backend: str) -> dict:
             "url": os.environ.get("KBSEARCH_WEAVIATE_URL", ""),
             "api_key": os.environ.get("KBSEARCH_WEAVIATE_API_KEY", ""),
             "collection": os.environ.get("KBSEARCH_WEAVIATE_COLLECTION", "KbsearchChunk"),
+            "grpc_url": os.environ.get("KBSEARCH_WEAVIATE_GRPC_URL", ""),
+            "ca_file": os.environ.get("KBSEARCH_WEAVIATE_CA_FILE", ""),
+            "delete_limit": int(os.environ.get("KBSEARCH_WEAVIATE_DELETE_LIMIT", "10000")),
         }
     return {}  # another backend reads its own settings
 

@@ -118,7 +118,10 @@ def test_each_index_backend_gets_only_its_own_options(tmp_path):
     )["KBSEARCH_INDEX"]
     assert weaviate == {
         "BACKEND": WEAVIATE,
-        "OPTIONS": {"url": "http://weaviate:8080", "api_key": "wk", "collection": "KbsearchChunk"},
+        "OPTIONS": {
+            "url": "http://weaviate:8080", "api_key": "wk", "collection": "KbsearchChunk",
+            "grpc_url": "", "ca_file": "", "delete_limit": 10000,
+        },
     }
     other = probe(tmp_path, KBSEARCH_INDEX_BACKEND="example.OtherBackend")["KBSEARCH_INDEX"]
     assert other == {"BACKEND": "example.OtherBackend", "OPTIONS": {}}
