@@ -77,10 +77,6 @@ def _containers(spec: dict) -> list[dict]:
     return [*spec.get("initContainers", []), *spec["containers"]]
 
 
-def _with_values(**overrides) -> dict:
-    return overrides
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _cached_schemas():
     # kubernetes-validate re-reads the multi-megabyte definitions file for every object; the
