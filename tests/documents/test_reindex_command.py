@@ -118,6 +118,7 @@ class SyncDuringRebuild:
 def test_a_sync_during_reindex_is_in_the_new_generation(synced, index_backend, tiny_encoder, settings):
     path = settings.KBSEARCH_INDEX["OPTIONS"]["path"]
     worker = EmbeddedIndexBackend(path=path)
+    worker.ensure_index(metadata=tiny_encoder.index_metadata)  # a sync worker embeds with this model
     widened, deleted, edited = synced["hr/salary.en.md"], synced["vpn.en.md"], synced["cafeteria.ja.md"]
     deleted_id = deleted.pk
 
