@@ -23,6 +23,7 @@ class TimedEncoder:
     def __init__(self, encoder) -> None:
         self.inner = encoder
         self.dimension = encoder.dimension
+        self.index_metadata = encoder.index_metadata
         self.count_tokens = encoder.count_tokens
         self.seconds = 0.0
         self.chunks = 0

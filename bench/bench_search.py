@@ -19,9 +19,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kbsearch.index.base import IndexChunk, SearchFilters  # noqa: E402
+from kbsearch.index.base import IndexChunk, IndexMetadata, SearchFilters  # noqa: E402
 from kbsearch.index.embedded import EmbeddedIndexBackend  # noqa: E402
 from kbsearch.index.ranking import rank_documents  # noqa: E402
+from kbsearch.text.analysis import ANALYZER_VERSION  # noqa: E402
 
 DIM = 384
 
@@ -42,7 +43,7 @@ def build(path: str, chunks: int, rng) -> list[str]:
     weights = 1.0 / np.arange(1, len(vocab) + 1)
     weights /= weights.sum()
     index = EmbeddedIndexBackend(path=path)
-    index.ensure_index(dimension=DIM)
+    index.ensure_index(metadata=IndexMetadata("bench-random-vectors", "1", DIM, ANALYZER_VERSION))
     batch = []
     for start in range(0, chunks, 5000):
         count = min(5000, chunks - start)
@@ -64,7 +65,7 @@ def build(path: str, chunks: int, rng) -> list[str]:
                 IndexChunk(chunk_id, document_id, "bench", "zh" if i % 2 else "en",
                            [vocab[t] for t in terms[i]], vectors[i], frozenset(principals))
             )
-        index.upsert_chunks(batch)
+        index.upsert_chunks(batch).raise_for_failures()
     index.close()
     return vocab
 

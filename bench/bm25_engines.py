@@ -17,8 +17,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kbsearch.index.base import IndexChunk, SearchFilters  # noqa: E402
+from kbsearch.index.base import IndexChunk, IndexMetadata, SearchFilters  # noqa: E402
 from kbsearch.index.embedded import EmbeddedIndexBackend  # noqa: E402
+from kbsearch.text.analysis import ANALYZER_VERSION  # noqa: E402
 
 
 def main() -> None:
@@ -44,7 +45,7 @@ def main() -> None:
         fts.execute("CREATE INDEX access_by_principal ON access (principal, chunk)")
         fts.commit()
         ours = EmbeddedIndexBackend(path=f"{tmp}/ours.sqlite3")
-        ours.ensure_index(dimension=4)
+        ours.ensure_index(metadata=IndexMetadata("bench-random-vectors", "1", 4, ANALYZER_VERSION))
         zero = np.array([1, 0, 0, 0], dtype=np.float32)
         for start in range(0, args.chunks, 5000):
             ours.upsert_chunks([

@@ -10,6 +10,7 @@ class ConnectorsConfig(AppConfig):
         # Importing the built-in connectors registers them.
         # And the schedules module connects the receiver that drops a deleted source's schedule.
         from connectors import (
+            confluence,  # noqa: F401
             filesystem,  # noqa: F401
             schedules,  # noqa: F401
         )

@@ -29,6 +29,6 @@ def sync_source_task(self, source_id: int, full: bool = False, permissions: bool
     return run.pk
 
 
-def enqueue_source_sync(*, source: Source, full: bool = False) -> None:
+def enqueue_source_sync(*, source: Source, full: bool = False, permissions: bool = False) -> None:
     """Queue a sync once the surrounding transaction commits (the worker must see the source)."""
-    transaction.on_commit(lambda: sync_source_task.delay(source.pk, full))
+    transaction.on_commit(lambda: sync_source_task.delay(source.pk, full, permissions))

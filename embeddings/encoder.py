@@ -4,17 +4,26 @@ Wraps a sentence-transformers model but runs its own batching loop: texts are to
 sorted by token count (sentence-transformers sorts by character count, a poor proxy when Chinese,
 Japanese, Korean and English text are mixed), padded per batch only to the batch's longest text and
 pushed through the model's modules under `torch.inference_mode`.
+
+`index_metadata` says which model made the vectors, so the index can refuse to mix two models
+(`kbsearch.index.base.IndexMetadata`). Its `model_version` is a fingerprint of the loaded weights
+and tokenizer rather than of files, so it works the same for a local directory and a hub id.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from kbsearch.index.base import IndexMetadata
+from kbsearch.text.analysis import ANALYZER_VERSION
 
 # "bfloat16" runs the matrix products under autocast (AMX on recent Xeons): about 2-3x faster
 # on this machine, cosine >= 0.9999 to float32; LayerNorm and softmax stay in float32.
@@ -22,6 +31,9 @@ PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
 QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
 _SPECIAL_TOKENS_PER_TEXT = 2  # <s> ... </s>
+# Values read from each end of every weight tensor for the fingerprint: fine-tuning moves every
+# weight, so a few of each tensor tell two versions apart without hashing 470 MB.
+_FINGERPRINT_VALUES = 256
 
 _threads_configured = False
 _threads_lock = threading.Lock()
@@ -47,6 +59,7 @@ class Encoder:
         self,
         model_path_or_id: str,
         *,
+        model_id: str | None = None,
         device: str = "cpu",
         batch_size: int = 32,
         max_seq_length: int = 512,
@@ -62,6 +75,9 @@ class Encoder:
 
         configure_torch_threads()
         self.model_name = str(model_path_or_id)
+        # What the index records as the model: the spec as configured (``get_encoder`` passes it),
+        # so moving the model cache does not look like another model.
+        self.model_id = model_id or self.model_name
         self.batch_size = batch_size
         self.precision = precision
         self._device = torch.device(device)
@@ -84,6 +100,31 @@ class Encoder:
         self._wants_token_types = "token_type_ids" in self._tokenizer.model_input_names
         # One forward at a time: parallel forwards would only fight over the same cores.
         self._forward_lock = threading.Lock()
+
+    @cached_property
+    def index_metadata(self) -> IndexMetadata:
+        """What an index built with this encoder records (computed once, in milliseconds)."""
+        return IndexMetadata(
+            model_id=self.model_id,
+            model_version=self._fingerprint(),
+            dimension=self.dimension,
+            analyzer_version=ANALYZER_VERSION,
+        )
+
+    def _fingerprint(self) -> str:
+        """A short hash of what decides the vectors: every weight tensor's name, shape and values at
+        both ends, the tokenizer, and the sequence length (longer texts are cut there)."""
+        digest = hashlib.sha256()
+        digest.update(f"max_seq_length={self.max_seq_length}\n".encode())
+        # The private copy: the wrapper's own backend carries the truncation of its last call.
+        digest.update(self._counting_tokenizer.to_str().encode("utf-8"))
+        with torch.inference_mode():
+            for name, tensor in sorted(self._model.state_dict().items()):
+                flat = tensor.detach().reshape(-1)
+                ends = torch.cat([flat[:_FINGERPRINT_VALUES], flat[-_FINGERPRINT_VALUES:]])
+                digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}\n".encode())
+                digest.update(ends.to(device="cpu", dtype=torch.float32).numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     @property
     def max_passage_tokens(self) -> int:

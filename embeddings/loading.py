@@ -122,7 +122,7 @@ def get_encoder() -> Encoder:
     with _encoder_lock:
         if key not in _encoders:
             path = resolve_model(spec, cache_dir=cache_dir)
-            _encoders[key] = Encoder(path, batch_size=batch_size, precision=precision)
+            _encoders[key] = Encoder(path, model_id=spec, batch_size=batch_size, precision=precision)
         return _encoders[key]
 
 

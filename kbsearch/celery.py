@@ -3,6 +3,8 @@ import os
 
 from celery import Celery
 
+from kbsearch.liveness import WorkerHeartbeat
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kbsearch.settings")
 # Idle OpenMP threads must sleep, not spin: spinning starves the other core (see embeddings/).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -10,6 +12,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 app = Celery("kbsearch")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# A heartbeat file for the Kubernetes liveness probe of workers (kbsearch.liveness explains why).
+app.steps["worker"].add(WorkerHeartbeat)
 
 # Index work left in the outbox by an interrupted run is also replayed by every sync of its source;
 # this covers sources that are rarely synced (and deleted ones), within minutes.

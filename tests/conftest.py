@@ -10,7 +10,7 @@ import pytest
 from embeddings.encoder import Encoder
 from embeddings.tiny import build_tiny_model_dir
 
-pytest_plugins = ["tests.knowledge_base"]
+pytest_plugins = ["tests.knowledge_base", "tests.fakes.graph_testing"]
 
 
 def pytest_configure(config):

@@ -8,6 +8,7 @@ class CountingEncoder:
         self.inner = encoder
         self.passages = 0
         self.dimension = encoder.dimension
+        self.index_metadata = encoder.index_metadata
         self.count_tokens = encoder.count_tokens
 
     def encode_passages(self, texts):

@@ -10,10 +10,14 @@ degrees between the two axes, nearest to a passage that has both words once.
 
 It offers what ingest, search and evaluation use of ``embeddings.encoder.Encoder``.
 """
+import hashlib
 import re
 from collections.abc import Sequence
 
 import numpy as np
+
+from kbsearch.index.base import IndexMetadata
+from kbsearch.text.analysis import ANALYZER_VERSION
 
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 
@@ -26,6 +30,13 @@ class KeywordEncoder:
         self.dimension = len(self.keywords) + 1
         self.model_name = "keyword-encoder"
         self.max_seq_length = 512
+        # Another keyword list is another geometry: another model version.
+        self.index_metadata = IndexMetadata(
+            model_id=self.model_name,
+            model_version=hashlib.sha256("\n".join(self.keywords).encode()).hexdigest()[:16],
+            dimension=self.dimension,
+            analyzer_version=ANALYZER_VERSION,
+        )
 
     def vector(self, text: str) -> np.ndarray:
         folded = text.casefold()

@@ -53,7 +53,7 @@ def index_rebuild(*, encoder=None, index: BaseIndexBackend | None = None, batch_
         encoder = get_encoder()
     index = index or get_index_backend()
     return index.rebuild(
-        dimension=encoder.dimension,
+        metadata=encoder.index_metadata,
         batches=_stored_batches(encoder=encoder, batch_size=batch_size),
         chunks_for_documents=lambda document_ids: _stored_index_chunks(
             document_ids=document_ids, encoder=encoder, batch_size=batch_size

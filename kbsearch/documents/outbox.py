@@ -62,12 +62,20 @@ def index_changes_replay(*, source_id: int | None, index: BaseIndexBackend, enco
     ):
         pending.setdefault(document_id, []).append(record_id)
     document_ids = sorted(pending)
+    failed: set[int] = set()
     for start in range(0, len(document_ids), _BATCH_DOCUMENTS):
         batch = document_ids[start : start + _BATCH_DOCUMENTS]
-        encoder = _reconcile(batch, index, encoder)
+        encoder, batch_failed = _reconcile(batch, index, encoder)
+        failed |= batch_failed
         faults.point("documents.replay.indexed")
-        index_changes_clear([record_id for document_id in batch for record_id in pending[document_id]])
-    return len(document_ids)
+        # A document the index refused keeps its records: the next replay tries it again.
+        index_changes_clear([
+            record_id for document_id in batch if document_id not in batch_failed for record_id in pending[document_id]
+        ])
+    if failed:
+        logger.warning("the index refused chunks of %d document(s); their pending changes stay: %s",
+                       len(failed), sorted(failed)[:20])
+    return len(document_ids) - len(failed)
 
 
 def index_changes_replay_all(*, index: BaseIndexBackend, encoder=None) -> int:
@@ -112,10 +120,11 @@ def documents_index_verify(*, source: Source, index: BaseIndexBackend, encoder=N
             if held_chunks != wanted_chunks or (wanted_chunks and entry.principals != access.get(document_id, frozenset())):
                 drifted.append(document_id)
     # Index entries whose document row is gone: a deletion the index never took. Ids are never
-    # reused, so whichever source they came from, deleting them is right.
-    in_index = index.document_ids()
-    known = set(Document.objects.filter(pk__in=in_index).values_list("pk", flat=True)) if in_index else set()
-    drifted.extend(sorted(in_index - known))
+    # reused, so whichever source they came from, deleting them is right. Read a batch at a time:
+    # the index may hold millions of documents.
+    for in_index in index.iter_document_ids(batch_size=_VERIFY_BATCH_DOCUMENTS):
+        known = set(Document.objects.filter(pk__in=in_index).values_list("pk", flat=True))
+        drifted.extend(document_id for document_id in in_index if document_id not in known)
     if not drifted:
         return 0
     logger.warning("index out of step with the database for %d document(s) of %s; repairing", len(drifted), source.key)
@@ -141,8 +150,9 @@ def _stored_access(document_ids: Sequence[int]) -> dict[int, frozenset[str]]:
     return {document_id: frozenset(principals) for document_id, principals in found.items()}
 
 
-def _reconcile(document_ids: Sequence[int], index: BaseIndexBackend, encoder):
-    """Make the index hold exactly what the database holds for these documents; returns the encoder.
+def _reconcile(document_ids: Sequence[int], index: BaseIndexBackend, encoder) -> tuple[object, set[int]]:
+    """Make the index hold exactly what the database holds for these documents; returns the encoder
+    and the documents whose chunks the index refused (``ItemFailure``s).
 
     The encoder is loaded only when something must be re-embedded (deletions and access changes
     never need it).
@@ -152,13 +162,14 @@ def _reconcile(document_ids: Sequence[int], index: BaseIndexBackend, encoder):
     if gone:
         index.delete_documents(gone)
     if not documents:
-        return encoder
+        return encoder, set()
     chunks: dict[int, list[Chunk]] = {}
     for chunk in Chunk.objects.filter(document_id__in=list(documents)).order_by("document_id", "ordinal"):
         chunks.setdefault(chunk.document_id, []).append(chunk)
     access = _stored_access(list(documents))
     held = index.indexed_documents(list(documents))
     stale: list[Document] = []
+    access_changed: dict[int, frozenset[str]] = {}
     for document_id, document in documents.items():
         wanted = frozenset(chunk.pk for chunk in chunks.get(document_id, []))
         principals = access.get(document_id, frozenset())
@@ -166,14 +177,16 @@ def _reconcile(document_ids: Sequence[int], index: BaseIndexBackend, encoder):
         if (entry.chunk_ids if entry else frozenset()) != wanted:
             stale.append(document)
         elif wanted and entry.principals != principals:
-            index.update_access(document_id, principals)
+            access_changed[document_id] = principals
+    if access_changed:
+        index.update_access_many(access_changed).raise_for_failures()
     if not stale:
-        return encoder
+        return encoder, set()
     if encoder is None:
         from embeddings.loading import get_encoder
 
         encoder = get_encoder()
-    index.ensure_index(dimension=encoder.dimension)
+    index.ensure_index(metadata=encoder.index_metadata)
     texts = [chunk.text for document in stale for chunk in chunks.get(document.pk, [])]
     vectors = encoder.encode_passages(texts) if texts else []
     entries: list[IndexChunk] = []
@@ -190,5 +203,5 @@ def _reconcile(document_ids: Sequence[int], index: BaseIndexBackend, encoder):
         )
         start += len(document_chunks)
     index.delete_documents([document.pk for document in stale])
-    index.upsert_chunks(entries)
-    return encoder
+    result = index.upsert_chunks(entries)
+    return encoder, {failure.document_id for failure in result.failures}

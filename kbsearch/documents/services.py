@@ -37,7 +37,7 @@ from kbsearch.documents.indexing import index_chunks_for
 from kbsearch.documents.locks import source_lock
 from kbsearch.documents.models import Chunk, Document, DocumentAccess, PendingIndexChange, Source
 from kbsearch.documents.outbox import index_changes_clear, index_changes_record, index_changes_replay
-from kbsearch.index.base import BaseIndexBackend
+from kbsearch.index.base import BaseIndexBackend, BatchResult
 from kbsearch.index.registry import get_index_backend
 from kbsearch.ingest.chunking import chunk_blocks
 from kbsearch.ingest.inputs import DocumentInput
@@ -187,14 +187,21 @@ def _store(prepared: _Prepared, source: Source) -> tuple[Document, list[Chunk], 
 def _index_stored(
     document: Document, chunks: list[Chunk], vectors, principals: frozenset[str], index: BaseIndexBackend,
     record_ids: list[int],
-) -> None:
-    """Apply a stored document to the index with the vectors in hand, then clear its record."""
+) -> BatchResult:
+    """Apply a stored document to the index with the vectors in hand, then clear its record.
+
+    When the index refused some of its chunks the record stays, so the outbox retries the document.
+    """
     faults.point("documents.store.committed")
     index.delete_documents([document.pk])
     faults.point("documents.store.index_cleared")
-    index.upsert_chunks(index_chunks_for(document=document, chunks=chunks, vectors=vectors, principals=principals))
+    result = index.upsert_chunks(
+        index_chunks_for(document=document, chunks=chunks, vectors=vectors, principals=principals)
+    )
     faults.point("documents.store.indexed")
-    index_changes_clear(record_ids)
+    if not result.failures:
+        index_changes_clear(record_ids)
+    return result
 
 
 def _replace_access_rows(document: Document, principals: frozenset[str]) -> None:
@@ -221,8 +228,12 @@ def _flush(pending: list[_Prepared], source: Source, encoder, index: BaseIndexBa
             continue
         # Index failures propagate: the index is down for every document alike, and the outbox
         # record just committed keeps this one's work for the next run.
-        _index_stored(document, chunks, vectors[start : start + count], prepared.principals, index, record_ids)
-        report.chunks_indexed += len(chunks)
+        result = _index_stored(document, chunks, vectors[start : start + count], prepared.principals, index, record_ids)
+        report.chunks_indexed += result.written
+        if result.failures:
+            reasons = "; ".join(sorted({failure.reason for failure in result.failures}))
+            report.errors.append((prepared.item.external_id, f"indexing failed for {len(result.failures)} chunk(s): {reasons}"))
+            report.retryable_errors += int(any(failure.retryable for failure in result.failures))
         if created:
             report.created += 1
         else:
@@ -240,7 +251,7 @@ def documents_ingest(
 
         encoder = get_encoder()
     index = index or get_index_backend()
-    index.ensure_index(dimension=encoder.dimension)
+    index.ensure_index(metadata=encoder.index_metadata)
     report = IngestReport()
     pending: list[_Prepared] = []
     pending_chunks = 0

@@ -60,7 +60,9 @@ class Evaluator:
     def __init__(self, beir: BeirSet, *, encoder, work_dir: Path) -> None:
         self.beir = beir
         self.encoder = encoder
-        model_key = f"{encoder.model_name}:{encoder.dimension}"
+        metadata = encoder.index_metadata
+        # The weights' fingerprint too: a fine-tuned model at the same path must not reuse vectors.
+        model_key = f"{metadata.model_id}:{metadata.model_version}:{metadata.dimension}"
         self.cache = EmbeddingCache(work_dir / "embeddings.sqlite3", model_key)
         fingerprint = hashlib.sha1(
             json.dumps(
@@ -82,7 +84,7 @@ class Evaluator:
             for leftover in self.index_path.parent.glob("index.sqlite3*"):
                 leftover.unlink()
         index = EmbeddedIndexBackend(path=str(self.index_path))
-        index.ensure_index(dimension=self.encoder.dimension)
+        index.ensure_index(metadata=self.encoder.index_metadata)
         records = []
         for document_id, key in enumerate(self.document_keys, 1):
             passage = self.beir.corpus[key]
@@ -110,9 +112,9 @@ class Evaluator:
                 )
             )
             if len(batch) == 500:
-                index.upsert_chunks(batch)
+                index.upsert_chunks(batch).raise_for_failures()
                 batch = []
-        index.upsert_chunks(batch)
+        index.upsert_chunks(batch).raise_for_failures()
         done_marker.touch()
         self.seconds_indexing = time.perf_counter() - started
         return index

@@ -204,7 +204,8 @@ class BaseIndexBuild:
 
     def switch(self, *, chunks_for_documents: ChunksForDocuments) -> IndexGeneration:
         """Replay the writes made since the build began, then make the new generation current for
-        every process, atomically. The replaced generation is kept for one rollback; older ones go."""
+        every process, atomically. The replaced generation is kept for a rollback (how many older
+        ones stay until dropped is the backend's policy)."""
         raise NotImplementedError
 
     def abort(self) -> None:
@@ -224,7 +225,13 @@ class BaseIndexBackend:
 
     def ensure_index(self, *, metadata: IndexMetadata) -> None:
         """Create the first generation with ``metadata`` if there is none; else raise
-        ``IndexMismatch`` when the serving generation was built with other metadata."""
+        ``IndexMismatch`` when the serving generation was built with other metadata.
+
+        It also declares ``metadata`` as what this backend object's writers embed with: every
+        later ``upsert_chunks`` checks the serving generation against it (``IndexMismatch`` after
+        another process switched to another model's generation) and raises ``IndexBackendError``
+        when nothing was declared. Deletes and access updates carry no vectors or terms and are
+        not checked."""
         raise NotImplementedError
 
     def serving_metadata(self) -> IndexMetadata | None:
@@ -234,7 +241,10 @@ class BaseIndexBackend:
     # --- writes (the serving generation, and a generation being built) -------------------------
 
     def upsert_chunks(self, chunks: Sequence[IndexChunk]) -> BatchResult:
-        """Insert or replace chunks (by chunk id) with their document's access list."""
+        """Insert or replace chunks (by chunk id) with their document's access list.
+
+        A chunk the backend refuses (a vector of the wrong size, NaN) is an ``ItemFailure`` and
+        the others are written; a metadata mismatch raises for the whole batch."""
         raise NotImplementedError
 
     def delete_documents(self, document_ids: Sequence[int]) -> None:
@@ -319,9 +329,17 @@ class BaseIndexBackend:
         """Begin a new, empty generation built with ``metadata`` (one build at a time)."""
         raise NotImplementedError
 
-    def generation_switch(self, number: int) -> GenerationInfo:
+    def generation_switch(
+        self, number: int, *, chunks_for_documents: ChunksForDocuments | None = None
+    ) -> GenerationInfo:
         """Make generation ``number`` (complete, kept) serve, atomically for every process: rollback
-        is a switch back to the previous one."""
+        is a switch back to the previous one.
+
+        A kept generation stopped receiving writes when it stopped serving: the documents written
+        since are re-read through ``chunks_for_documents`` (embedding with ``number``'s model)
+        before the switch. Without it, a switch that would serve a stale generation raises
+        ``IndexBackendError`` rather than hide those writes. Switching to the serving one is a no-op.
+        """
         raise NotImplementedError
 
     def generation_drop(self, number: int) -> None:

@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from kbsearch.index.base import BaseIndexBackend, ChunkHit, SearchFilters
+from kbsearch.index.base import BaseIndexBackend, ChunkHit, SearchFilters, SearchQuery
 from kbsearch.text.analysis import query_terms
 from kbsearch.text.language import query_languages
 from kbsearch.text.query import InvalidQuery
@@ -65,20 +65,18 @@ def rank_documents(
     terms = query_terms(query)
     wanted = offset + limit
     candidates = min(max(_MIN_CANDIDATES, wanted * _CHUNKS_PER_DOCUMENT), _MAX_CANDIDATES)
+    # The modes as query objects: bm25 is alpha 0 without a vector, vector is alpha 1 without terms.
+    if mode == "bm25":
+        legs = {"terms": terms, "vector": None, "alpha": 0.0}
+    elif mode == "vector":
+        legs = {"terms": (), "vector": query_vector, "alpha": 1.0}
+    else:
+        legs = {"terms": terms, "vector": query_vector, "alpha": alpha}
+    lexical_languages = query_languages(query) if mode == "hybrid" and language_gate else None
     while True:
-        if mode == "bm25":
-            chunks = index.bm25_search(terms=terms, filters=filters, limit=candidates) if terms else []
-        elif mode == "vector":
-            chunks = index.vector_search(vector=query_vector, filters=filters, limit=candidates)
-        else:
-            chunks = index.hybrid_search(
-                terms=terms,
-                vector=query_vector,
-                filters=filters,
-                alpha=alpha,
-                limit=candidates,
-                lexical_languages=query_languages(query) if language_gate else None,
-            )
+        chunks = index.search(
+            SearchQuery(filters=filters, limit=candidates, lexical_languages=lexical_languages, **legs)
+        )
         best: dict[int, ChunkHit] = {}
         for hit in chunks:
             best.setdefault(hit.document_id, hit)

@@ -46,6 +46,7 @@ class CountingEncoder:
     def __init__(self, inner) -> None:
         self.inner, self.passages = inner, 0
         self.dimension, self.count_tokens = inner.dimension, inner.count_tokens
+        self.index_metadata = inner.index_metadata
 
     def encode_passages(self, texts):
         self.passages += len(texts)

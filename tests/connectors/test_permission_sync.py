@@ -69,3 +69,13 @@ def test_unknown_ids_in_a_permission_listing_are_skipped(site, tiny_encoder, ind
     run = source_sync(source=source, permissions=True, encoder=tiny_encoder, index=index_backend)
     assert run.status == SyncRun.Status.SUCCEEDED
     assert set(_access(source)) == {"roadmap", "handbook"}
+
+
+def test_a_cursor_source_is_scheduled_for_content_access_lists_and_a_weekly_full_pass(site):
+    from connectors.schedules import source_schedule
+
+    source = source_create(key="wiki", name="Wiki", connector="test-cursor", config={"name": "wiki"})
+    schedule = source_schedule(source)
+    assert (schedule["content"].interval.every, schedule["permissions"].interval.every) == (15 * 60, 5 * 60)
+    assert schedule["full"].interval.every == 7 * 24 * 3600 and schedule["full"].kwargs == '{"full": true}'
+    assert all(task.queue == "sync" for task in schedule.values())

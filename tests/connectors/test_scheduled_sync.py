@@ -46,6 +46,7 @@ def test_beat_and_a_worker_process_run_a_scheduled_sync_through_redis(tmp_path, 
     source = source_create(key="share", name="Share", connector="filesystem", config={"root": str(share)})
     assert source_schedule(source)["content"].interval.every == 15 * 60  # the default schedule
     assert source_schedule(source)["permissions"] is None  # the file share has no permission-only sync
+    assert source_schedule(source)["full"] is None  # nor a cursor: each content sync lists every file
     source_schedule_set(source=source, content_every=timedelta(seconds=1))
 
     env = {

@@ -56,7 +56,7 @@ def test_add_source_registers_and_reconfigures_a_source(folder, tmp_path):
     [
         (["--connector", "filesystem", "--config", "{not json"], "Expecting property name"),
         (["--connector", "filesystem", "--config", "{}"], "filesystem connector needs 'root'"),
-        (["--connector", "gopher", "--config", "{}"], "unknown connector 'gopher'; registered: filesystem"),
+        (["--connector", "gopher", "--config", "{}"], "unknown connector 'gopher'; registered: confluence, filesystem"),
     ],
 )
 def test_add_source_refuses_bad_input_and_saves_nothing(db, args, message):

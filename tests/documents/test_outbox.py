@@ -89,3 +89,42 @@ def test_records_of_a_deleted_source_are_replayed_without_it(source, index_backe
 
     assert welcome.pk not in index_backend.document_ids()
     assert not PendingIndexChange.objects.exists()
+
+
+class PoisonEncoder(CountingEncoder):
+    """The tiny encoder, except that passages mentioning "poison" get a NaN vector the index refuses."""
+
+    def __init__(self, inner, *, poisoned: bool = True) -> None:
+        super().__init__(inner)
+        self.poisoned = poisoned
+
+    def encode_passages(self, texts):
+        vectors = super().encode_passages(texts).copy()
+        for row, text in enumerate(texts):
+            if self.poisoned and "poison" in text:
+                vectors[row] = float("nan")
+        return vectors
+
+
+def test_chunks_the_index_refuses_are_document_errors_kept_for_replay(source, tmp_path, tiny_encoder, index_backend):
+    write(tmp_path / "share" / "welcome.md", "# Welcome\n\nA poison pill for the index.\n")
+    write(tmp_path / "share" / "fresh.md", "# Fresh\n\nA healthy new page.\n")
+    encoder = PoisonEncoder(tiny_encoder)
+
+    run = source_sync(source=source, encoder=encoder)
+
+    welcome = Document.objects.get(external_id="welcome.md")
+    assert [error["external_id"] for error in run.errors] == ["welcome.md"]
+    assert "non-finite vector" in run.errors[0]["reason"]
+    assert set(PendingIndexChange.objects.values_list("document_id", flat=True)) == {welcome.pk}
+    fresh = Document.objects.get(external_id="fresh.md")
+    assert index_backend.indexed_documents([fresh.pk])[fresh.pk].chunk_ids == set(
+        fresh.chunks.values_list("pk", flat=True)
+    )
+    # A replay that the index refuses again keeps the record; once the vectors are sound it clears.
+    assert index_changes_replay(source_id=source.pk, index=index_backend, encoder=encoder) == 0
+    assert PendingIndexChange.objects.filter(document_id=welcome.pk).exists()
+    encoder.poisoned = False
+    assert index_changes_replay(source_id=source.pk, index=index_backend, encoder=encoder) == 1
+    assert not PendingIndexChange.objects.exists()
+    assert _index_matches_database(index_backend)

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from connectors.services import source_create, source_sync
 from kbsearch.documents.indexing import index_chunks_for, index_rebuild
 from kbsearch.documents.models import Chunk, Document, DocumentAccess
-from kbsearch.index.base import IndexedDocument, SearchFilters
+from kbsearch.index.base import IndexedDocument, SearchFilters, SearchQuery
 from kbsearch.index.embedded import EmbeddedIndexBackend
 from kbsearch.text.analysis import query_terms
 
@@ -48,10 +48,10 @@ def all_hits(index, encoder):
     for query in QUERIES:
         vector = encoder.encode_queries([query])[0]
         for principals in PRINCIPAL_SETS:
-            hits = index.hybrid_search(
+            hits = index.search(SearchQuery(
                 terms=query_terms(query), vector=vector, filters=SearchFilters(principals=principals), alpha=0.5,
                 limit=20,
-            )
+            ))
             results[query, principals] = ([hit.chunk_id for hit in hits], [hit.score for hit in hits])
     return results
 
@@ -106,6 +106,7 @@ class SyncDuringRebuild:
     def __init__(self, encoder, sync) -> None:
         self.inner, self.sync, self.synced = encoder, sync, False
         self.dimension = encoder.dimension
+        self.index_metadata = encoder.index_metadata
 
     def encode_passages(self, texts):
         if not self.synced:
@@ -117,6 +118,7 @@ class SyncDuringRebuild:
 def test_a_sync_during_reindex_is_in_the_new_generation(synced, index_backend, tiny_encoder, settings):
     path = settings.KBSEARCH_INDEX["OPTIONS"]["path"]
     worker = EmbeddedIndexBackend(path=path)
+    worker.ensure_index(metadata=tiny_encoder.index_metadata)  # a sync worker embeds with this model
     widened, deleted, edited = synced["hr/salary.en.md"], synced["vpn.en.md"], synced["cafeteria.ja.md"]
     deleted_id = deleted.pk
 

@@ -139,3 +139,26 @@ def test_bad_input_raises_clear_errors(tiny_model_dir: Path, tiny_encoder: Encod
         Encoder(str(tiny_model_dir), batch_size=0)
     with pytest.raises(ValueError, match="precision"):
         Encoder(str(tiny_model_dir), precision="float8")
+
+
+def test_index_metadata_names_the_model_and_fingerprints_its_weights(tmp_path: Path, tiny_model_dir: Path,
+                                                                    tiny_encoder: Encoder):
+    from safetensors.torch import load_file, save_file
+
+    from kbsearch.text.analysis import ANALYZER_VERSION
+
+    metadata = tiny_encoder.index_metadata
+    assert (metadata.model_id, metadata.dimension, metadata.analyzer_version) == (
+        str(tiny_model_dir), tiny_encoder.dimension, ANALYZER_VERSION
+    )
+    assert len(metadata.model_version) == 16
+    # Another load of the same weights, or a copy elsewhere, is the same version.
+    copy = build_tiny_model_dir(tmp_path / "copy")
+    assert Encoder(str(copy)).index_metadata.model_version == metadata.model_version
+    assert Encoder(str(copy), model_id="tiny").index_metadata.model_id == "tiny"
+    # One weight nudged, as fine-tuning would: another version.
+    weights = load_file(str(copy / "model.safetensors"))
+    name = sorted(name for name in weights if name.endswith("attention.self.query.weight"))[0]
+    weights[name][0, 0] += 0.5
+    save_file(weights, str(copy / "model.safetensors"))
+    assert Encoder(str(copy)).index_metadata.model_version != metadata.model_version

@@ -21,7 +21,9 @@ for a 403.
 What of the API descriptions is served (v1 on both, v2 on Cloud only): ``GET /space``, ``/content``,
 ``/content/search``, ``/search``, ``/content/{id}``, ``/content/{id}/child``,
 ``/content/{id}/child/{page|attachment|comment}``, ``/content/{id}/restriction``,
-``/content/{id}/restriction/byOperation[/{read|update}]``, the attachment download link; v2
+``/content/{id}/restriction/byOperation[/{read|update}]``, the attachment download link,
+``/group/{name}/member`` (both; deprecated on Cloud), ``/group/{id}/membersByGroupId`` (Cloud) and
+``/user/memberof?accountId=`` (Cloud) / ``?username=`` (Data Center); v2
 ``/spaces``, ``/spaces/{id}``, ``/spaces/{id}/permissions``, ``/spaces/{id}/pages``, ``/pages``,
 ``/pages/{id}``. Space permissions on Data Center: v1 ``/space?expand=permissions`` (subjects user
 or group, operation read/space ...), which Cloud also serves; Data Center has no v2.

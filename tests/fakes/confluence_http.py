@@ -52,6 +52,8 @@ class ConfluenceApp(V2Handlers):
             (r"/content/([^/]+)/restriction", self._restriction_array),
             (r"/content/([^/]+)/restriction/byOperation", self._by_operation),
             (r"/content/([^/]+)/restriction/byOperation/(read|update)", self._restriction),
+            (r"/group/([^/]+)/member", self._group_members), (r"/group/([^/]+)/membersByGroupId", self._group_members_by_id),
+            (r"/user/memberof", self._member_of),
         ]
 
     @property
@@ -292,6 +294,38 @@ class ConfluenceApp(V2Handlers):
         start, limit = self._int(request, "start", 0), min(self._int(request, "limit", 100), self.max_limit)
         expand = self._restriction_expand(request, operation, nested=False)
         return Response(json=r.restriction(content, operation, expand, start, limit))
+
+    # -- groups: who is in them, what a user is in (membership is what restrictions and space
+    #    permissions on groups mean; a connector needs it to intersect them) -------------------
+    def _group_members(self, request: Request, r: Renderer, name: str) -> Response:
+        group = self.site.groups.get(unquote(name))
+        if group is None:
+            raise HttpError(404, f"No group found with name: {unquote(name)}")
+        return self._members(request, r, group, f"/group/{name}/member")
+
+    def _group_members_by_id(self, request: Request, r: Renderer, group_id: str) -> Response:
+        if not self.cloud:
+            raise HttpError(404, f"null for uri: {self.base}/rest/api/group/{group_id}/membersByGroupId")
+        group = next((g for g in self.site.groups.values() if g.id == group_id), None)
+        if group is None:
+            raise HttpError(404, f"No group found with id: {group_id}")
+        return self._members(request, r, group, f"/group/{group_id}/membersByGroupId")
+
+    def _members(self, request: Request, r: Renderer, group, path: str) -> Response:
+        members = [u for _, u in sorted(self.site.users.items()) if group.name in u.groups]
+        return self._page(request, members, path, r.user)
+
+    def _member_of(self, request: Request, r: Renderer) -> Response:
+        if self.cloud:
+            wanted = request.arg("accountId")
+            user = next((u for u in self.site.users.values() if u.account_id == wanted), None)
+        else:
+            wanted = request.arg("username") or request.arg("key")
+            user = next((u for u in self.site.users.values() if wanted in (u.username, u.user_key)), None)
+        if user is None:
+            raise HttpError(404, f"No user found: {wanted}")
+        groups = [self.site.groups[name] for name in sorted(user.groups) if name in self.site.groups]
+        return self._page(request, groups, "/user/memberof", r.group)
 
     def _download(self, request: Request, r: Renderer, container_id: str, filename: str) -> Response:
         container = self._visible(r.viewer, container_id)

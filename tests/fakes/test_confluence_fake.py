@@ -257,3 +257,16 @@ def test_bad_parameters_are_400_in_each_api_shape(site):
     v2 = session.get(f"{site.v2_url}/pages", params={"space-id": "ENG"})
     assert (v2.status_code, v2.json()["errors"][0]["status"]) == (400, 400)
     assert session.get(f"{site.v2_url}/pages", params={"body-format": "wiki"}).status_code == 400
+
+
+@pytest.mark.parametrize("confluence_server", ["cloud", "dc"], indirect=True)
+def test_group_members_and_memberships(site):
+    session, api = site.session(), site.api_url
+    members = session.get(f"{api}/group/eng/member").json()["results"]
+    assert [m.get("email") or m.get("username") for m in members] in (["alice@example.com"], ["alice"])
+    mine = session.get(f"{api}/user/memberof", params=(
+        {"accountId": site.alice.account_id} if site.cloud else {"username": "alice"})).json()["results"]
+    assert [g["name"] for g in mine] == ["eng"]
+    assert session.get(f"{api}/group/nobody/member").status_code == 404
+    by_id = session.get(f"{api}/group/{site.site.groups['eng'].id}/membersByGroupId")
+    assert by_id.status_code == (200 if site.cloud else 404)

@@ -12,8 +12,6 @@ import requests
 
 from tests.fakes.graph.schemas import validator_for
 
-pytest_plugins = ["tests.fakes.graph_testing"]  # the contoso fixture
-
 
 def _validate(instance: dict, type_name: str) -> None:
     validator_for(type_name).validate(instance)

@@ -13,8 +13,6 @@ from cryptography.x509.oid import NameOID
 
 from tests.fakes.graph.auth import client_assertion
 
-pytest_plugins = ["tests.fakes.graph_testing"]  # the contoso fixture
-
 
 def test_secret_sign_in_gives_a_bearer_token_the_api_accepts(contoso):
     answer = requests.post(contoso.graph.token_url, data={"grant_type": "client_credentials", "client_id": contoso.client_id,

@@ -6,8 +6,6 @@ retrying a delta page after a fault neither skips nor repeats items.
 import pytest
 import requests
 
-pytest_plugins = ["tests.fakes.graph_testing"]  # the contoso and fake_graph fixtures
-
 
 def test_throttling_answers_429_with_retry_after_for_the_next_n_requests(contoso):
     t, session = contoso, contoso.session()

@@ -1,8 +1,8 @@
 """Index entries made for the index tests (``tests.index.entries``): vectors from a seed, not a model."""
 import numpy as np
 
-from kbsearch.index.base import IndexChunk, SearchFilters
-from kbsearch.text.analysis import index_terms
+from kbsearch.index.base import IndexChunk, IndexMetadata, SearchFilters
+from kbsearch.text.analysis import ANALYZER_VERSION, index_terms
 
 DIM = 8
 
@@ -26,3 +26,8 @@ def chunk(chunk_id, document_id, text, principals, vector=None, language="en", s
 
 def public(*extra):
     return SearchFilters(principals=frozenset({"public", *extra}))
+
+
+def meta(dimension: int = DIM, model: str = "test-model", version: str = "1") -> IndexMetadata:
+    """Index metadata for vectors made here: ``model``/``version`` name a pretend embedding model."""
+    return IndexMetadata(model_id=model, model_version=version, dimension=dimension, analyzer_version=ANALYZER_VERSION)

@@ -1,19 +1,20 @@
-"""The embedded index: persistence, permissions inside each leg, BM25 maths, access updates."""
+"""The embedded index: BM25 maths, filters inside each leg, change-log catch-up, tombstones (the
+contract every backend passes is in tests/index/contract)."""
 import math
 
 import numpy as np
 import pytest
 
-from kbsearch.index.base import IndexBackendError, IndexedDocument, SearchFilters
+from kbsearch.index.base import IndexedDocument, IndexMismatch, SearchFilters
 from kbsearch.index.embedded import EmbeddedIndexBackend
 from kbsearch.text.analysis import query_terms
-from tests.index.entries import DIM, chunk, public, unit
+from tests.index.entries import DIM, chunk, meta, public, unit
 
 
 @pytest.fixture
 def index(tmp_path):
     backend = EmbeddedIndexBackend(path=str(tmp_path / "index.sqlite3"))
-    backend.ensure_index(dimension=DIM)
+    backend.ensure_index(metadata=meta(DIM))
     yield backend
     backend.close()
 
@@ -45,67 +46,10 @@ def test_permission_filter_applies_before_ranking_in_both_legs(index):
     assert len(index.bm25_search(terms=["budget"], filters=public("group:hr"), limit=100)) == 51
 
 
-def test_no_principals_and_empty_access_list_see_nothing(index):
-    index.upsert_chunks([chunk(1, 1, "secret plan", set()), chunk(2, 2, "open plan", {"public"})])
-    nobody = SearchFilters(principals=frozenset())
-    assert index.bm25_search(terms=["plan"], filters=nobody, limit=10) == []
-    assert index.vector_search(vector=unit(1), filters=nobody, limit=10) == []
-    everyone = public("user:root", "group:admins")
-    assert [h.document_id for h in index.bm25_search(terms=["plan"], filters=everyone, limit=10)] == [2]
-
-
-def test_unknown_principal_sees_only_what_names_it(index):
-    index.upsert_chunks([chunk(1, 1, "roadmap", {"group:eng"}), chunk(2, 2, "roadmap", {"user:erin"})])
-    filters = SearchFilters(principals=frozenset({"user:erin"}))
-    assert [h.document_id for h in index.bm25_search(terms=["roadmap"], filters=filters, limit=10)] == [2]
-    stranger = SearchFilters(principals=frozenset({"user:mallory"}))
-    assert index.vector_search(vector=unit(1), filters=stranger, limit=10) == []
-
-
-def test_update_access_changes_visibility_without_reembedding(index):
-    index.upsert_chunks([chunk(1, 1, "salary bands", {"group:hr"})])
-    assert index.bm25_search(terms=["salary"], filters=public(), limit=5) == []
-    index.update_access(1, frozenset({"public"}))
-    assert [h.chunk_id for h in index.bm25_search(terms=["salary"], filters=public(), limit=5)] == [1]
-    index.update_access(1, frozenset())
-    assert index.bm25_search(terms=["salary"], filters=public(), limit=5) == []
-
-
-def test_delete_documents_removes_every_chunk(index):
-    index.upsert_chunks([chunk(1, 1, "vpn setup", {"public"}), chunk(2, 1, "vpn tips", {"public"}),
-                         chunk(3, 2, "vpn faq", {"public"})])
-    index.delete_documents([1])
-    assert [h.document_id for h in index.bm25_search(terms=["vpn"], filters=public(), limit=10)] == [2]
-    assert index.document_ids() == {2}
-    assert index.chunk_count() == 1
-
-
-def test_upsert_replaces_a_chunk_by_id(index):
-    index.upsert_chunks([chunk(1, 1, "old words", {"public"})])
-    index.upsert_chunks([chunk(1, 1, "new words", {"public"})])
-    assert index.bm25_search(terms=["old"], filters=public(), limit=5) == []
-    assert [h.chunk_id for h in index.bm25_search(terms=["new"], filters=public(), limit=5)] == [1]
-    assert index.chunk_count() == 1
-
-
-def test_survives_restart(tmp_path):
-    path = str(tmp_path / "index.sqlite3")
-    first = EmbeddedIndexBackend(path=path)
-    first.ensure_index(dimension=DIM)
-    first.upsert_chunks([chunk(1, 1, "持久化 测试", {"public"}, language="zh"), chunk(2, 2, "other", {"public"})])
-    first.delete_documents([2])
-    first.close()
-    second = EmbeddedIndexBackend(path=path)
-    hits = second.bm25_search(terms=query_terms("测试"), filters=public(), limit=5)
-    assert [h.chunk_id for h in hits] == [1]
-    assert [h.chunk_id for h in second.vector_search(vector=unit(1), filters=public(), limit=5)] == [1]
-    second.close()
-
-
 def test_a_second_process_view_catches_up_with_writes(tmp_path):
     path = str(tmp_path / "index.sqlite3")
     writer, reader = EmbeddedIndexBackend(path=path), EmbeddedIndexBackend(path=path)
-    writer.ensure_index(dimension=DIM)
+    writer.ensure_index(metadata=meta(DIM))
     writer.upsert_chunks([chunk(1, 1, "first", {"public"})])
     assert len(reader.bm25_search(terms=["first"], filters=public(), limit=5)) == 1
     writer.upsert_chunks([chunk(2, 2, "second", {"group:x"})])
@@ -131,12 +75,16 @@ def test_filters_on_language_and_source(index):
 
 
 def test_rejects_wrong_dimension_and_non_finite_vectors(index, tmp_path):
-    with pytest.raises(IndexBackendError, match="shape"):
-        index.upsert_chunks([chunk(1, 1, "x", {"public"}, vector=np.ones(3, dtype=np.float32))])
-    with pytest.raises(IndexBackendError, match="non-finite"):
-        index.upsert_chunks([chunk(1, 1, "x", {"public"}, vector=np.full(DIM, np.nan, dtype=np.float32))])
-    with pytest.raises(IndexBackendError, match="dimensional"):
-        index.ensure_index(dimension=DIM + 1)
+    result = index.upsert_chunks([
+        chunk(1, 1, "x", {"public"}, vector=np.ones(3, dtype=np.float32)),
+        chunk(2, 2, "x", {"public"}, vector=np.full(DIM, np.nan, dtype=np.float32)),
+    ])
+    assert result.written == 0
+    assert [(f.chunk_id, f.document_id, f.retryable) for f in result.failures] == [(1, 1, False), (2, 2, False)]
+    assert "shape" in result.failures[0].reason and "non-finite" in result.failures[1].reason
+    assert index.chunk_count() == 0
+    with pytest.raises(IndexMismatch, match="dimension 8 != 9"):
+        index.ensure_index(metadata=meta(DIM + 1))
 
 
 def test_many_rows_and_tombstone_rebuild_keep_results_exact(index):
@@ -163,7 +111,6 @@ def test_cjk_terms_are_found_inside_unspaced_text(index, text, query, language):
     index.upsert_chunks([chunk(1, 1, text, {"public"}, language=language), chunk(2, 2, "unrelated words", {"public"})])
     hits = index.bm25_search(terms=query_terms(query), filters=public(), limit=5)
     assert [hit.chunk_id for hit in hits] == [1]
-
 
 
 def test_indexed_documents_reads_chunks_and_access_lists(index):

@@ -14,7 +14,7 @@ import pytest
 
 from kbsearch.index.embedded import EmbeddedIndexBackend
 from kbsearch.text.analysis import query_terms
-from tests.index.entries import DIM, chunk, unit
+from tests.index.entries import DIM, chunk, meta, unit
 
 REPO = Path(__file__).resolve().parents[2]
 PRINCIPALS = ["public", "group:hr"]
@@ -79,14 +79,14 @@ def search_in_new_process(path, query_vector):
 def test_a_new_process_gets_the_same_hits(tmp_path, rebuilt):
     path = str(tmp_path / "index.sqlite3")
     index = EmbeddedIndexBackend(path=path)
-    index.ensure_index(dimension=DIM)
+    index.ensure_index(metadata=meta(DIM))
     index.upsert_chunks(corpus())
     index.update_access(3, frozenset({"user:alice"}))  # no longer group:hr
     index.delete_documents([4])
     if rebuilt:
         final = [replace(entry, principals=frozenset({"user:alice"})) if entry.document_id == 3 else entry
                  for entry in corpus() if entry.document_id != 4]
-        index.rebuild(dimension=DIM, batches=[final], chunks_for_documents=lambda ids: [])
+        index.rebuild(metadata=meta(DIM), batches=[final], chunks_for_documents=lambda ids: [])
     query_vector = unit(1)
     here = search_here(index, query_vector)
     index.close()

@@ -7,6 +7,7 @@ from kbsearch.index.embedded import EmbeddedIndexBackend
 from kbsearch.index.ranking import rank_documents
 from kbsearch.text.analysis import index_terms
 from kbsearch.text.query import MAX_QUERY_CHARS, InvalidQuery, clean_query
+from tests.index.entries import meta
 
 DIM = 8
 PUBLIC = SearchFilters(principals=frozenset({"public"}))
@@ -15,7 +16,7 @@ PUBLIC = SearchFilters(principals=frozenset({"public"}))
 @pytest.fixture
 def index(tmp_path):
     backend = EmbeddedIndexBackend(path=str(tmp_path / "index.sqlite3"))
-    backend.ensure_index(dimension=DIM)
+    backend.ensure_index(metadata=meta(DIM))
     rng = np.random.default_rng(3)
     chunks = []
     for document_id in range(1, 41):
@@ -81,7 +82,7 @@ def made_index(tmp_path):
     frequencies 1, 3, 2 and 0 in documents of one length (4 terms), so BM25 orders them by frequency.
     """
     backend = EmbeddedIndexBackend(path=str(tmp_path / "made.sqlite3"))
-    backend.ensure_index(dimension=3)
+    backend.ensure_index(metadata=meta(3))
     made = {
         1: ((1.0, 0.0, 0.0), "alpha filler filler filler"),
         2: ((0.8, 0.6, 0.0), "alpha alpha alpha filler"),

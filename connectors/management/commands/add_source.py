@@ -1,7 +1,9 @@
 """``manage.py add_source <key> --connector filesystem --config '{"root": "..."}' [--every 15]``.
 
 ``--identity-user-key email --identity-group-key cn [--identity-directory corp]`` also sets the
-source's identity mapping (``access.mapping``; ``manage.py map_identities`` changes it later).
+source's identity mapping (``access.mapping``; ``manage.py map_identities`` changes it later). A
+connector that names people in its own terms (``confluence``) gets its default mapping when none is
+given and none exists (``--no-identity-mapping`` to leave its principals unmapped).
 """
 import json
 from datetime import timedelta
@@ -10,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from access.mapping import identity_mapping_set
 from access.models import Directory, IdentityMapping
-from connectors.base import ConnectorConfigError
+from connectors.base import ConnectorConfigError, get_connector_class
 from connectors.schedules import CONTENT_EVERY, PERMISSIONS_EVERY, source_schedule_set
 from connectors.services import source_create
 
@@ -35,6 +37,8 @@ class Command(BaseCommand):
         parser.add_argument("--identity-user-key", choices=IdentityMapping.UserKey.values, default=None)
         parser.add_argument("--identity-group-key", choices=IdentityMapping.GroupKey.values, default=None)
         parser.add_argument("--identity-directory", default=None, help="match in this directory only")
+        parser.add_argument("--no-identity-mapping", action="store_true",
+                            help="do not give the source its connector's default identity mapping")
 
     def handle(self, *args, **options) -> None:
         user_key, group_key = options["identity_user_key"], options["identity_group_key"]
@@ -56,6 +60,10 @@ class Command(BaseCommand):
                 permissions_every=_minutes(options["permissions_every"], PERMISSIONS_EVERY),
             )
         self.stdout.write(f"source {source.key} ({source.connector}) saved")
+        defaults = getattr(get_connector_class(source.connector), "default_identity_keys", None)
+        if (not user_key and defaults and not options["no_identity_mapping"]
+                and not IdentityMapping.objects.filter(source_key=source.key).exists()):
+            user_key, group_key = defaults(config)
         if user_key:
             mapping = identity_mapping_set(source_key=source.key, user_key=user_key, group_key=group_key,
                                            directory_key=options["identity_directory"], actor="manage.py add_source")

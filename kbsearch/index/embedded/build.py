@@ -1,4 +1,5 @@
-"""Building the next generation of the embedded index while the current one keeps serving.
+"""Building the next generation of the embedded index while the current one keeps serving, and
+switching back to a kept one.
 
 Why a build can miss nothing: it notes the live generation's last change (``seq``) before its
 caller reads anything from the database. Every sync writes the database first and the index
@@ -9,28 +10,85 @@ then once more while holding the live generation's write lock, and moves the poi
 letting go. A writer that was waiting for that lock finds the pointer moved and writes to the new
 generation instead (``IndexStore`` checks it inside every write transaction).
 
-Generations kept: the new one and the one it replaced (for one rollback). Older ones, and files of
-builds that died before switching, are removed; a process still reading a removed file notices the
-pointer moved at its next search.
+Switching back (``switch_to_kept``, a rollback) is the same catch-up with another starting point: a
+kept generation stopped receiving writes when it stopped serving, so the documents written to the
+serving generation since it began to serve (its ``serving_since`` seq) are re-read into the target
+first. Without a way to re-read them the switch refuses rather than serve a stale index.
+
+Generations kept: the new one, the one it replaced, and the most recent others up to ``keep``;
+older ones, and files of builds that died before switching, are removed. A process still reading a
+removed file notices the pointer moved at its next search.
 """
 import contextlib
 from collections.abc import Sequence
 
-from kbsearch.index.base import BaseIndexBuild, ChunksForDocuments, IndexChunk, IndexGeneration
+from kbsearch.index.base import (
+    BaseIndexBuild,
+    BatchResult,
+    ChunksForDocuments,
+    IndexBackendError,
+    IndexChunk,
+    IndexGeneration,
+    IndexMetadata,
+)
 from kbsearch.index.embedded.generations import FIRST_GENERATION, GenerationFiles
-from kbsearch.index.embedded.store import IndexStore, check_vectors
+from kbsearch.index.embedded.store import IndexStore, check_vectors, split_valid
 
 # Passes re-reading changed documents before the one under the write lock; each pass only sees
 # what was written during the previous one, so the locked pass is short.
 _UNLOCKED_CATCH_UP_PASSES = 3
 
 
+class _CatchUp:
+    """Re-reads into ``target`` the documents written to ``live`` after ``seq``, then switches."""
+
+    def __init__(self, files: GenerationFiles, live: IndexStore, live_number: int, target: IndexStore,
+                 target_number: int, seq: int, kept: set[int]) -> None:
+        self.files, self.live, self.live_number = files, live, live_number
+        self.target, self.target_number = target, target_number
+        self.replayed_seq, self.kept = seq, kept
+
+    def _replay(self, chunks_for_documents: ChunksForDocuments | None, dimension: int) -> bool:
+        """Re-read the documents written to the live generation since the last replay; any found?"""
+        changed, latest = self.live.documents_changed_since(self.replayed_seq)
+        if changed:
+            if chunks_for_documents is None:
+                raise IndexBackendError(
+                    f"{len(changed)} document(s) were written while generation {self.target_number} did not "
+                    "serve; switching back needs a way to re-read them (chunks_for_documents)"
+                )
+            document_ids = sorted(changed)
+            fresh = [chunk for chunk in chunks_for_documents(document_ids) if chunk.document_id in changed]
+            check_vectors(fresh, dimension)
+            self.target.replace_documents(document_ids, fresh)
+        self.replayed_seq = latest
+        return bool(changed)
+
+    def switch(self, chunks_for_documents: ChunksForDocuments | None, dimension: int) -> None:
+        for _ in range(_UNLOCKED_CATCH_UP_PASSES):
+            if not self._replay(chunks_for_documents, dimension):
+                break
+        with self.live.write_locked():
+            self._replay(chunks_for_documents, dimension)
+            self.target.mark_serving()
+            self.files.point_at(self.target_number, previous=self.live_number, kept=self.kept)
+
+
+def _remove_unkept(files: GenerationFiles, kept: set[int]) -> None:
+    for number in files.on_disk() - kept:
+        # The switch has happened; a file that will not go now goes at the next build.
+        with contextlib.suppress(OSError):
+            files.remove(number)
+
+
 class EmbeddedIndexBuild(BaseIndexBuild):
     """One generation being written into its own SQLite file; holds the index's build lock."""
 
-    def __init__(self, files: GenerationFiles, *, dimension: int) -> None:
+    def __init__(self, files: GenerationFiles, *, metadata: IndexMetadata, keep: int = 2) -> None:
         self._files = files
-        self.dimension = dimension
+        self.metadata = metadata
+        self.dimension = metadata.dimension
+        self._keep = keep
         self._switched = False
         self._finished = False
         self._resources = contextlib.ExitStack()
@@ -38,46 +96,44 @@ class EmbeddedIndexBuild(BaseIndexBuild):
             self._resources.enter_context(files.build_lock())
             pointer = files.read()
             self._live_number = pointer.generation
-            # Files of builds that died before switching: neither current nor kept for rollback.
-            for number in files.on_disk() - {pointer.generation, pointer.previous}:
+            self._kept = set(pointer.kept)
+            # Files of builds that died before switching: neither current nor kept.
+            for number in files.on_disk() - self._kept:
                 files.remove(number)
-            self.number = max(files.on_disk() | {pointer.generation}) + 1
+            self.number = max(files.on_disk() | self._kept) + 1
             self._live = IndexStore(files.file_of(self._live_number), create=self._live_number == FIRST_GENERATION)
             self._resources.callback(self._live.close)
-            self._replayed_seq = self._live.latest_seq()
+            self._start_seq = self._live.latest_seq()
             self._new = IndexStore(files.file_of(self.number))
             self._resources.callback(self._new.close)
-            self._new.set_dimension(dimension)
+            self._new.set_metadata(metadata)
         except BaseException:
             self._resources.close()
             raise
 
-    def write(self, chunks: Sequence[IndexChunk]) -> None:
-        if chunks:
-            check_vectors(chunks, self.dimension)
-            self._new.upsert(chunks)
+    def write(self, chunks: Sequence[IndexChunk]) -> BatchResult:
+        valid, failures = split_valid(chunks, self.dimension)
+        if valid:
+            self._new.upsert(valid)
+        return BatchResult(written=len(valid), failures=tuple(failures))
 
-    def _replay(self, chunks_for_documents: ChunksForDocuments) -> bool:
-        """Re-read the documents written to the live generation since the last replay; any found?"""
-        changed, latest = self._live.documents_changed_since(self._replayed_seq)
-        if changed:
-            document_ids = sorted(changed)
-            fresh = [chunk for chunk in chunks_for_documents(document_ids) if chunk.document_id in changed]
-            check_vectors(fresh, self.dimension)
-            self._new.replace_documents(document_ids, fresh)
-        self._replayed_seq = latest
-        return bool(changed)
+    def _kept_after_switch(self) -> set[int]:
+        """The new generation, the one it replaces, then the newest others, up to ``keep``."""
+        others = sorted(self._kept - {self.number, self._live_number}, reverse=True)
+        return set([self.number, self._live_number, *others][: max(self._keep, 1)])
 
     def switch(self, *, chunks_for_documents: ChunksForDocuments) -> IndexGeneration:
-        for _ in range(_UNLOCKED_CATCH_UP_PASSES):
-            if not self._replay(chunks_for_documents):
-                break
-        with self._live.write_locked():
-            self._replay(chunks_for_documents)
-            self._files.point_at(self.number, previous=self._live_number)
-            self._switched = True
+        kept = self._kept_after_switch()
+        _CatchUp(self._files, self._live, self._live_number, self._new, self.number, self._start_seq, kept).switch(
+            chunks_for_documents, self.dimension
+        )
+        self._switched = True
         generation = IndexGeneration(number=self.number, chunk_count=self._new.chunk_count())
-        self._finish(keep={self.number, self._live_number})
+        self._finished = True
+        try:
+            _remove_unkept(self._files, kept)
+        finally:
+            self._resources.close()
         return generation
 
     def abort(self) -> None:
@@ -88,13 +144,28 @@ class EmbeddedIndexBuild(BaseIndexBuild):
             self._new.close()
             self._files.remove(self.number)
 
-    def _finish(self, *, keep: set[int]) -> None:
-        self._finished = True
-        try:
-            if keep:
-                for number in self._files.on_disk() - keep:
-                    # The switch has happened; a file that will not go now goes at the next build.
-                    with contextlib.suppress(OSError):
-                        self._files.remove(number)
-        finally:
-            self._resources.close()
+
+def switch_to_kept(files: GenerationFiles, number: int, *, chunks_for_documents: ChunksForDocuments | None) -> int:
+    """Make kept generation ``number`` serve again, caught up with the writes it missed; returns
+    its chunk count. Holds the build lock, so it never races a build, a drop or another switch."""
+    with files.build_lock():
+        pointer = files.read()
+        if number not in pointer.kept or number not in files.on_disk():
+            raise IndexBackendError(f"generation {number} of {files.path} is not kept; kept: {sorted(pointer.kept)}")
+        with contextlib.ExitStack() as resources:
+            target = resources.enter_context(contextlib.closing(IndexStore(files.file_of(number), create=False)))
+            if number == pointer.generation:
+                return target.chunk_count()
+            dimension = target.dimension()
+            if dimension is None:
+                raise IndexBackendError(f"generation {number} of {files.path} was never written")
+            live = resources.enter_context(contextlib.closing(
+                IndexStore(files.file_of(pointer.generation), create=pointer.generation == FIRST_GENERATION)
+            ))
+            # A generation switched to by an older version of this code has no mark: then every
+            # document in its change log is re-read (slow but complete).
+            since = live.serving_since() or 0
+            _CatchUp(files, live, pointer.generation, target, number, since, set(pointer.kept)).switch(
+                chunks_for_documents, dimension
+            )
+            return target.chunk_count()

@@ -4,7 +4,10 @@ The configured ``path`` names generation 1, so an index written before generatio
 simply generation 1 and needs no migration. A rebuild writes generation N into ``<path>.gen<N>``
 and then points ``<path>.current`` at it with ``os.replace`` (atomic on POSIX): a process reads
 either the old pointer or the new one, never a torn one. With no pointer file, generation 1 is
-current. The pointer also names the generation it replaced, which stays on disk for one rollback.
+current. The pointer also names the generation it replaced and every generation *kept*: complete
+generations that may serve again (``generation_switch``) until dropped. A file on disk that is
+neither current nor kept is a build in progress or one that died, and the next build removes it.
+A pointer written before the kept list existed keeps the current and the previous generation.
 
 Running processes notice a switch by comparing the pointer's ``stat`` (inode, mtime, size) with
 what they saw last: one system call per search, no read. A switch always writes a new file, so its
@@ -40,10 +43,11 @@ class PointerSignature:
 
 @dataclass(frozen=True)
 class Pointer:
-    """The current generation, and the one it replaced (kept on disk for one rollback)."""
+    """The current generation, the one it replaced, and every generation kept (current included)."""
 
     generation: int
     previous: int | None
+    kept: frozenset[int] = frozenset()
 
 
 class GenerationFiles:
@@ -71,25 +75,36 @@ class GenerationFiles:
         try:
             text = self.pointer.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return Pointer(FIRST_GENERATION, None)
+            return Pointer(FIRST_GENERATION, None, frozenset({FIRST_GENERATION}))
         try:
             content = json.loads(text)
-            pointer = Pointer(content["generation"], content.get("previous"))
+            generation, previous = content["generation"], content.get("previous")
+            kept = content.get("kept")
+            if kept is None:  # a pointer from before the kept list: current and previous were kept
+                kept = [generation] + ([previous] if previous is not None else [])
+            pointer = Pointer(generation, previous, frozenset(kept) | {generation})
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise IndexBackendError(f"unreadable index pointer {self.pointer}: {text!r}") from error
         if not all(isinstance(number, int) and number >= FIRST_GENERATION
-                   for number in (pointer.generation, pointer.previous or FIRST_GENERATION)):
+                   for number in (pointer.generation, pointer.previous or FIRST_GENERATION, *pointer.kept)):
             raise IndexBackendError(f"index pointer {self.pointer} names no generation: {text!r}")
         return pointer
 
     def current(self) -> int:
         return self.read().generation
 
-    def point_at(self, generation: int, *, previous: int | None) -> None:
-        """Make ``generation`` current, durably: the pointer is fsynced before and after the rename."""
+    def point_at(self, generation: int, *, previous: int | None, kept: set[int] | frozenset[int] | None = None) -> None:
+        """Make ``generation`` current, durably: the pointer is fsynced before and after the rename.
+
+        ``kept``: the generations that may serve again (``generation`` is always one); by default
+        ``generation`` and ``previous``.
+        """
+        if kept is None:
+            kept = {generation} | ({previous} if previous is not None else set())
+        content = {"generation": generation, "previous": previous, "kept": sorted(set(kept) | {generation})}
         temporary = self.pointer.with_name(f"{self.pointer.name}.tmp-{os.getpid()}")
         with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps({"generation": generation, "previous": previous}) + "\n")
+            handle.write(json.dumps(content) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.pointer)

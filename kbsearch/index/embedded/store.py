@@ -10,17 +10,24 @@ The change log also tells a rebuild which documents changed in the live generati
 the next one (``documents_changed_since``), and ``write_locked`` holds writers off while it switches;
 a writer that was waiting then finds the pointer moved and retries on the new generation
 (``GenerationSwitched``), so no write lands in a generation nobody reads any more.
+
+The ``meta`` table records what built the generation (``IndexMetadata``: model id and version,
+dimension, analyzer version, creation time). A file written before metadata existed holds only its
+dimension: ``metadata()`` is then ``None`` until ``EmbeddedIndexBackend.ensure_index`` adopts the
+caller's once. ``serving_since`` is the change seq at which the generation last began to serve, so
+a switch back to an older generation knows which documents it missed.
 """
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from kbsearch.index.base import IndexBackendError, IndexChunk, IndexedDocument
+from kbsearch.index.base import IndexBackendError, IndexChunk, IndexedDocument, IndexMetadata, ItemFailure
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -77,15 +84,36 @@ class GenerationMissing(Exception):
     """The generation's file is gone (a later rebuild removed it)."""
 
 
+def vector_problem(chunk: IndexChunk, dimension: int) -> str | None:
+    """Why this chunk's vector cannot be stored (wrong size, NaN/inf), or None when it can."""
+    vector = np.asarray(chunk.vector)
+    if vector.shape != (dimension,):
+        return f"vector of shape {vector.shape}, index wants ({dimension},)"
+    if not np.all(np.isfinite(vector)):
+        return "non-finite vector"
+    return None
+
+
+def split_valid(chunks: Sequence[IndexChunk], dimension: int) -> tuple[list[IndexChunk], list[ItemFailure]]:
+    """The chunks that can be stored, and a failure for each one that cannot (never retryable:
+    the same vector fails again)."""
+    valid: list[IndexChunk] = []
+    failures: list[ItemFailure] = []
+    for chunk in chunks:
+        problem = vector_problem(chunk, dimension)
+        if problem is None:
+            valid.append(chunk)
+        else:
+            failures.append(ItemFailure(chunk.chunk_id, chunk.document_id, problem, retryable=False))
+    return valid, failures
+
+
 def check_vectors(chunks: Sequence[IndexChunk], dimension: int) -> None:
     """Refuse vectors of the wrong size or with NaN/inf before anything is written."""
     for chunk in chunks:
-        if chunk.vector.shape != (dimension,):
-            raise IndexBackendError(
-                f"chunk {chunk.chunk_id} has a vector of shape {chunk.vector.shape}, index wants ({dimension},)"
-            )
-        if not np.all(np.isfinite(chunk.vector)):
-            raise IndexBackendError(f"chunk {chunk.chunk_id} has a non-finite vector")
+        problem = vector_problem(chunk, dimension)
+        if problem is not None:
+            raise IndexBackendError(f"chunk {chunk.chunk_id} has a {problem}")
 
 
 class IndexStore:
@@ -175,6 +203,54 @@ class IndexStore:
         if current is None:
             self._write([("INSERT INTO meta (key, value) VALUES ('dimension', ?)", (str(dimension),))])
 
+    def _meta(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+
+    def metadata(self) -> IndexMetadata | None:
+        """What built this generation; None when it was written before metadata was recorded."""
+        meta = self._meta()
+        if "model_id" not in meta:
+            return None
+        return IndexMetadata(
+            model_id=meta["model_id"], model_version=meta["model_version"],
+            dimension=int(meta["dimension"]), analyzer_version=int(meta["analyzer_version"]),
+        )
+
+    def created_at(self) -> datetime | None:
+        value = self._meta().get("created_at")
+        return datetime.fromisoformat(value) if value else None
+
+    def serving_since(self) -> int | None:
+        value = self._meta().get("serving_since")
+        return int(value) if value is not None else None
+
+    def set_metadata(self, metadata: IndexMetadata) -> None:
+        """Record what built this generation: a new one, or a legacy one (dimension only) adopting
+        it. Refuses to change metadata already recorded."""
+        recorded = self.metadata()
+        if recorded is not None:
+            if recorded != metadata:
+                raise IndexBackendError(f"generation {self.path} already records {recorded}")
+            return
+        self.set_dimension(metadata.dimension)
+        values = {
+            "model_id": metadata.model_id, "model_version": metadata.model_version,
+            "analyzer_version": str(metadata.analyzer_version),
+        }
+        if "created_at" not in self._meta():
+            values["created_at"] = datetime.now(UTC).isoformat()
+        self._write(("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", item) for item in values.items())
+
+    def mark_serving(self) -> None:
+        """Note the seq from which this generation serves (its writes after it are what an older
+        generation misses when switched back to). Call under ``write_locked``."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('serving_since', "
+                "(SELECT CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM changes))"
+            )
+
     def upsert(self, chunks: Sequence[IndexChunk]) -> None:
         self._write(self._upsert_statements(chunks))
 
@@ -220,6 +296,13 @@ class IndexStore:
 
     def set_access(self, document_id: int, principals: frozenset[str]) -> None:
         self._write(self._access_statements(document_id, principals))
+
+    def set_access_many(self, access: Mapping[int, frozenset[str]]) -> None:
+        """Replace many documents' access lists in one transaction (all or none)."""
+        self._write(
+            statement for document_id in sorted(access)
+            for statement in self._access_statements(document_id, frozenset(access[document_id]))
+        )
 
     def delete_documents(self, document_ids: Sequence[int]) -> None:
         self._write(self._delete_statements(document_ids))
@@ -346,9 +429,15 @@ class IndexStore:
             for document_id in chunks.keys() | access.keys()
         }
 
-    def document_ids(self) -> set[int]:
+    def document_ids_after(self, after: int | None, limit: int) -> list[int]:
+        """Up to ``limit`` document ids with chunks, ascending, greater than ``after`` (a keyset page
+        over the ``chunks_by_document`` index: each page costs its own size, not the table's)."""
         with self._lock:
-            return {row[0] for row in self._conn.execute("SELECT DISTINCT document_id FROM chunks")}
+            rows = self._conn.execute(
+                "SELECT DISTINCT document_id FROM chunks WHERE document_id > ? ORDER BY document_id LIMIT ?",
+                (-(2**63) if after is None else after, limit),
+            ).fetchall()
+        return [row[0] for row in rows]
 
     def chunk_count(self) -> int:
         with self._lock:

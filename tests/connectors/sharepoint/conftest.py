@@ -10,7 +10,6 @@ from cryptography.fernet import Fernet
 
 from connectors.services import source_create
 from kbsearch.documents.credentials import source_credentials_set
-from tests.fakes.graph_testing import contoso  # noqa: F401 - the fixture, for this directory
 
 # As stored: principals are compared case-insensitively, so kept casefolded (access.principals).
 SITE_GROUPS = frozenset({"group:human resources owners", "group:human resources members",
@@ -23,7 +22,7 @@ def credentials_key(settings):
 
 
 @pytest.fixture
-def hr(contoso):  # noqa: F811 - the imported fixture
+def hr(contoso):  # the fixture of tests.fakes.graph_testing (a plugin of tests/conftest.py)
     t = contoso
     t.carol = t.tenant.user_add(name="carol")
     t.dave = t.tenant.user_add(name="dave")
