@@ -127,8 +127,11 @@ class WeaviateIndexBackend(BaseIndexBackend):
             if record is None:
                 raise IndexBackendError(f"no Weaviate index {self.alias} yet: ensure_index creates it")
             self._check(record.metadata, self._expected)
-            if state.building is not None:
-                self.catalog.log_documents(state.building.number, document_ids)
+            # A generation being built, and every kept one (a rollback target), must learn of the
+            # write: the build replays it before its switch, a rollback before it serves again.
+            for number in sorted(state.records):
+                if number != state.serving:
+                    self.catalog.log_documents(number, document_ids)
             result = apply(self.catalog.collection(record.number), record.metadata)
             moved = self.catalog.read()
             if moved.serving == state.serving:
@@ -306,12 +309,20 @@ class WeaviateIndexBackend(BaseIndexBackend):
         number = max(state.records, default=0) + 1
         return WeaviateIndexBuild(self, self.catalog.create(number=number, metadata=metadata, state=BUILDING))
 
-    def generation_switch(self, number: int) -> GenerationInfo:
+    def generation_switch(self, number: int, *, chunks_for_documents=None) -> GenerationInfo:
         state = self._existing(number)
         record = state.records[number]
         if record.state != READY:
             raise IndexBackendError(f"generation {number} is still being built; its build switches to it")
-        self.catalog.point_alias(number, exists=state.serving is not None)
+        if number != state.serving:
+            missed = self.catalog.logged_documents(number)
+            if missed and chunks_for_documents is None:
+                raise IndexBackendError(
+                    f"generation {number} missed writes to {len(missed)} document(s) since it last served; "
+                    "switching needs chunks_for_documents to bring it up to date"
+                )
+            # The build's switch replays what the generation missed, moves the alias, replays late writes.
+            WeaviateIndexBuild(self, record).switch(chunks_for_documents=chunks_for_documents or (lambda ids: []))
         return GenerationInfo(
             number=number, metadata=record.metadata, chunk_count=self.catalog.chunk_count(number),
             serving=True, created_at=record.created_at,

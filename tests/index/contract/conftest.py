@@ -46,13 +46,7 @@ class Storage:
     def destroy(self) -> None:
         """Close every backend; on a server, drop what the test created."""
         if self.kind != "embedded" and self.opened:
-            cleaner = self.opened[0]
-            for generation in cleaner.generations():
-                if not generation.serving:
-                    cleaner.generation_drop(generation.number)
-            drop_all = getattr(cleaner, "drop_all", None)  # the serving one too, if the backend can
-            if drop_all is not None:
-                drop_all()
+            self.opened[0].destroy()  # the serving one, the alias and the change log too
         for backend in self.opened:
             backend.close()
 

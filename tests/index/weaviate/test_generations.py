@@ -81,6 +81,19 @@ def test_rollback_is_a_switch_and_the_serving_generation_cannot_be_dropped(backe
     assert "KbTest_g2" not in server.store
 
 
+def test_a_rollback_target_that_missed_writes_is_caught_up_first(backend, server):
+    backend.upsert_chunks([chunk(1, 10, "a", {"public"})])
+    backend.generation_create(metadata=METADATA).switch(chunks_for_documents=lambda ids: [])
+    backend.upsert_chunks([chunk(1, 10, "a", {"group:hr"})])  # generation 1 no longer serves
+    with pytest.raises(IndexBackendError, match="missed writes"):
+        backend.generation_switch(1)
+    assert server.aliases["KbTest"] == "KbTest_g2"  # nothing moved
+    backend.generation_switch(1, chunks_for_documents=lambda ids: [chunk(1, 10, "a", {"group:hr"})])
+    assert server.aliases["KbTest"] == "KbTest_g1"
+    (stored,) = server.store["KbTest_g1"].objects.values()
+    assert stored.properties["principals"] == ["group:hr"]
+
+
 def test_a_switch_keeps_one_generation_for_rollback_and_drops_older_ones(backend, server):
     for _ in range(3):
         backend.generation_create(metadata=NEW_MODEL).switch(chunks_for_documents=lambda ids: [])
