@@ -10,7 +10,7 @@ PORT ?= 8000
 DEMO_LDAP_PORT ?= 3389
 DEMO_DIRECTORY ?= 1
 
-.PHONY: venv model demo demo-data serve test lint bench evaluate clean
+.PHONY: venv model demo demo-data serve serve-prod test lint bench evaluate clean
 
 # python-ldap builds against Debian's OpenLDAP and SASL headers; slapd and ldap-utils run the test
 # directory (tests/access) and the demo's. Installed as root when missing, like Chromium below.
@@ -59,7 +59,7 @@ test: lint
 		(apt-get update && apt-get install -y chromium chromium-driver)
 	scripts/with-test-services.sh $(PY) -m pytest
 
-# Each writes a Markdown table for docs/benchmarks.md; bench_api.py starts its own server.
+# Each writes a Markdown table for docs/benchmarks.md; bench_api.py starts its own servers (runserver, gunicorn).
 bench: model
 	$(PY) bench/bench_search.py
 	$(PY) bench/bench_ingest.py
@@ -71,3 +71,12 @@ evaluate: model
 
 clean:
 	rm -rf var
+
+# Production serving on loopback (gunicorn.conf.py: workers, threads and the rest from KBSEARCH_WEB_*).
+# DEBUG stays off, so it needs a secret key (KBSEARCH_SECRET_KEY) and HTTPS: put it behind a
+# TLS-terminating proxy that sets X-Forwarded-Proto (KBSEARCH_PROXY_SSL_HEADER, set here).
+serve-prod: venv
+	@test -n "$$KBSEARCH_SECRET_KEY" || (echo "set KBSEARCH_SECRET_KEY (README: Production serving)" && exit 1)
+	$(PY) manage.py collectstatic --noinput -v 0
+	KBSEARCH_PROXY_SSL_HEADER=$${KBSEARCH_PROXY_SSL_HEADER:-X-Forwarded-Proto} \
+		$(VENV)/bin/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT)

@@ -1,21 +1,29 @@
 """API search latency under concurrent load: GET /api/v1/search over loopback, encoding included.
 
-Process one is the web server (``manage.py runserver``, what ``make demo`` serves; started here
-unless ``--url`` names a running one), process two is this script: it sends the demo README's
-queries in all four languages as the five demo users, from 1, 2, 4 and 8 concurrent clients, and
-reports what a client sees (end-to-end latency) and what the server measured (``took_ms``: query
-encoding, both index legs, fusion and the database reads; no HTTP, serialization or logging).
+The same load against each server in turn, in one run: ``runserver`` (what ``make serve`` and
+``make demo`` run: DEBUG on, one thread per request) and ``gunicorn`` (``make serve-prod``:
+production settings with DEBUG off, a secret key, HTTPS through the trusted proxy header, which
+this script sends as a TLS-terminating proxy would; workers and threads from gunicorn.conf.py or
+KBSEARCH_WEB_WORKERS/KBSEARCH_WEB_THREADS). Each is started here on a free port, unless ``--url``
+names a running server. This script sends the demo README's queries in all four languages as the
+five demo users, from 1, 2, 4 and 8 concurrent clients, and reports what a client sees
+(end-to-end latency) and what the server measured (``took_ms``: query encoding, both index legs,
+fusion and the database reads; no HTTP, serialization or logging), with the machine's load
+average before each level (the machine may be shared) and the server's memory (PSS of all its
+processes, so pages shared copy-on-write between gunicorn workers count once).
 
 Needs the demo data (``manage.py migrate && manage.py demo_setup``) and the real model. Every
 loop is bounded by a request count and a deadline, and only 127.0.0.1 is contacted.
 
-    .venv/bin/python bench/bench_api.py [--requests 200] [--concurrency 1,2,4,8] [--url http://127.0.0.1:8123]
+    .venv/bin/python bench/bench_api.py [--requests 200] [--concurrency 1,2,4,8] [--servers runserver,gunicorn]
+        [--url http://127.0.0.1:8123]
 """
 import argparse
 import http.client
 import json
 import os
 import re
+import secrets
 import socket
 import statistics
 import subprocess
@@ -78,22 +86,77 @@ def tokens() -> dict[str, str]:
     return found
 
 
-def start_server(port: int) -> subprocess.Popen:
-    # The development server `make serve` runs: DEBUG on (plain HTTP on loopback, a per-process key).
-    env = {**os.environ, "KBSEARCH_DEBUG": "1", "KBSEARCH_RATE_SEARCH": "", "KBSEARCH_LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "runserver", "--noreload", f"127.0.0.1:{port}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
+def server_command(kind: str, port: int) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of a server of ``kind`` on loopback ``port``."""
+    # Both: no rate limit (one user sends hundreds of searches) and only warnings logged.
+    env = {**os.environ, "KBSEARCH_RATE_SEARCH": "", "KBSEARCH_LOG_LEVEL": "WARNING"}
+    if kind == "runserver":
+        # The development server `make serve` runs: DEBUG on (plain HTTP on loopback, a per-process key).
+        env["KBSEARCH_DEBUG"] = "1"
+        return [sys.executable, str(ROOT / "manage.py"), "runserver", "--noreload", f"127.0.0.1:{port}"], env
+    if kind == "gunicorn":
+        # Production settings: DEBUG off, a secret, HTTPS as a TLS-terminating proxy reports it.
+        env.pop("KBSEARCH_DEBUG", None)
+        env.update(KBSEARCH_SECRET_KEY=secrets.token_urlsafe(50), KBSEARCH_PROXY_SSL_HEADER="X-Forwarded-Proto")
+        command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}"]
+        return command, env
+    raise SystemExit(f"unknown server {kind!r}: runserver or gunicorn")
+
+
+def start_server(kind: str, port: int) -> subprocess.Popen:
+    command, env = server_command(kind, port)
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"{kind} exited with status {server.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return server
         except OSError:
             time.sleep(0.5)
     server.kill()
-    raise SystemExit("the server did not start within 120 s")
+    raise SystemExit(f"{kind} did not start within 180 s")
+
+
+def wait_ready(url: str, seconds: float = 180) -> None:
+    """Until /readyz says 200 (database, index and model): gunicorn's workers load in the background."""
+    parts = urlsplit(url)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+        try:
+            connection.request("GET", "/readyz")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            connection.close()
+        time.sleep(0.5)
+    raise SystemExit(f"{url} was not ready within {seconds:.0f} s")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def memory_pss_mb(pid: int) -> float:
+    """Proportional set size of a process and its descendants: shared pages counted once in all."""
+    total_kb, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        pending.extend(_children(current))
+        try:
+            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+        except OSError:
+            continue
+    return total_kb / 1024
 
 
 class Client:
@@ -109,7 +172,12 @@ class Client:
         if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise SystemExit("this benchmark only talks to loopback addresses")
         self.host, self.port = parts.hostname, parts.port
-        self.headers = {"Authorization": f"Token {token}", "Accept": "application/json", "Connection": "close"}
+        # X-Forwarded-Proto: what a TLS-terminating proxy adds; gunicorn's production settings
+        # redirect plain HTTP otherwise (runserver, DEBUG on, ignores it).
+        self.headers = {
+            "Authorization": f"Token {token}", "Accept": "application/json", "Connection": "close",
+            "X-Forwarded-Proto": "https",
+        }
 
     def search(self, query: str) -> tuple[float, float]:
         started = time.perf_counter()
@@ -143,6 +211,7 @@ def run_level(url: str, keys: dict[str, str], concurrency: int, requests: int) -
                 client_ms.append(elapsed)
                 server_ms.append(took)
 
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
     for thread in threads:
@@ -158,39 +227,56 @@ def run_level(url: str, keys: dict[str, str], concurrency: int, requests: int) -
         "p95": percentile(client_ms, 0.95),
         "server_p50": statistics.median(server_ms),
         "server_p95": percentile(server_ms, 0.95),
+        "load_before": load_before,
     }
+
+
+def measure(url: str, keys: dict[str, str], levels: list[int], requests: int, warmup: int) -> list[dict]:
+    warm = Client(url, keys["alice"])
+    for n in range(warmup):  # fills caches (and loads the model in runserver) before measuring
+        warm.search(QUERIES[n % len(QUERIES)])
+    return [run_level(url, keys, concurrency, requests) for concurrency in levels]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", help="a running server (loopback); default: start one on a free port")
+    parser.add_argument("--url", help="a running server (loopback) to measure instead of starting them")
+    parser.add_argument("--servers", default="runserver,gunicorn", help="servers to start and measure, in order")
     parser.add_argument("--requests", type=int, default=200, help="requests per concurrency level")
     parser.add_argument("--concurrency", default="1,2,4,8")
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
     keys = tokens()
-    server = None
-    url = args.url
-    if url is None:
+    levels = [int(c) for c in args.concurrency.split(",")]
+    results: list[tuple[str, dict, float | None]] = []
+    if args.url:
+        for row in measure(args.url, keys, levels, args.requests, args.warmup):
+            results.append((args.url, row, None))
+    for kind in ([] if args.url else args.servers.split(",")):
         port = free_port()
-        server = start_server(port)
+        server = start_server(kind, port)
         url = f"http://127.0.0.1:{port}"
-    try:
-        warm = Client(url, keys["alice"])
-        for n in range(args.warmup):  # loads the model and fills caches before measuring
-            warm.search(QUERIES[n % len(QUERIES)])
-        rows = [run_level(url, keys, int(c), args.requests) for c in args.concurrency.split(",")]
-    finally:
-        if server is not None:
+        try:
+            wait_ready(url)
+            rows = measure(url, keys, levels, args.requests, args.warmup)
+            memory = memory_pss_mb(server.pid)
+        finally:
             server.terminate()
-            server.wait(timeout=30)
-    print(f"{len(QUERIES)} queries x {len(USERS)} users, {args.requests} requests per level, {os.cpu_count()} cores\n")
-    print("| clients | requests | req/s | p50 ms | p95 ms | server p50 ms | server p95 ms |")
-    print("|---|---|---|---|---|---|---|")
-    for row in rows:
+            server.wait(timeout=60)
+        results.extend((kind, row, memory) for row in rows)
+    workers = os.environ.get("KBSEARCH_WEB_WORKERS", "2 (default)")
+    threads = os.environ.get("KBSEARCH_WEB_THREADS", "4 (default)")
+    print(
+        f"{len(QUERIES)} queries x {len(USERS)} users, {args.requests} requests per level, {os.cpu_count()} cores; "
+        f"gunicorn: {workers} workers x {threads} threads, preload {os.environ.get('KBSEARCH_WEB_PRELOAD', 'on (default)')}\n"
+    )
+    print("| server | clients | requests | req/s | p50 ms | p95 ms | server p50 ms | server p95 ms | load 1 min before | memory (PSS) MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for kind, row, memory in results:
         print(
-            f"| {row['concurrency']} | {row['requests']} | {row['throughput']:.1f} | {row['p50']:.1f} | "
-            f"{row['p95']:.1f} | {row['server_p50']:.1f} | {row['server_p95']:.1f} |"
+            f"| {kind} | {row['concurrency']} | {row['requests']} | {row['throughput']:.1f} | {row['p50']:.1f} | "
+            f"{row['p95']:.1f} | {row['server_p50']:.1f} | {row['server_p95']:.1f} | {row['load_before']:.2f} | "
+            f"{'' if memory is None else f'{memory:.0f}'} |"
         )
 
 

@@ -53,6 +53,7 @@ from kbsearch.documents.scoping import source_access_rescope
 from kbsearch.documents.services import IngestReport, documents_ingest, documents_prune
 from kbsearch.index.registry import get_index_backend
 from kbsearch.ingest.inputs import DocumentInput
+from kbsearch.ops.metrics import sync_run_finished
 
 logger = logging.getLogger(__name__)
 # Polling windows overlap by this much so a change written during the previous run is not missed.
@@ -282,3 +283,4 @@ def _finish(run: SyncRun, status: str, report: IngestReport) -> None:
     run.errors = [{"external_id": external_id, "reason": reason} for external_id, reason in report.errors]
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "counts", "errors", "finished_at"])
+    sync_run_finished(status=status)  # the Prometheus counter (kbsearch.ops.metrics)

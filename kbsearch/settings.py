@@ -71,6 +71,9 @@ if _PROXY_SSL_HEADER:
 # Preloading is a commitment for a public domain (browsers hard-code it); intranet host names cannot
 # be preloaded, so it is opt-in and its deploy warning is silenced only while it is off.
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# Probes and Prometheus call the pod over plain HTTP. kbsearch.ops.middleware answers these paths
+# before SecurityMiddleware, so this is belt and braces for any other middleware order.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -97,7 +100,11 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "kbsearch.web.middleware.secret_key_required",
+    # /healthz, /readyz and /metrics, answered before host checks, redirects and sessions.
+    "kbsearch.ops.middleware.ops_endpoints",
+    "kbsearch.ops.middleware.request_observed",  # request id, latency by route, access log
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files from STATIC_ROOT (collectstatic)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -152,6 +159,13 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("KBSEARCH_STATIC_ROOT", VAR_DIR / "static"))
+# WhiteNoise serves STATIC_ROOT with hashed names cached for a year, and compressed variants. With
+# DEBUG off pages need `manage.py collectstatic` to have run (the image build and `make serve-prod`
+# run it); a development server (DEBUG on) serves the app folders as they are.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -303,9 +317,29 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# --- Operations (kbsearch.ops) ----------------------------------------------------------------
+# JSON lines with the request id by default; KBSEARCH_LOG_FORMAT=text for a developer's terminal.
+KBSEARCH_LOG_FORMAT = os.environ.get("KBSEARCH_LOG_FORMAT", "text" if DEBUG else "json").strip().lower()
+if KBSEARCH_LOG_FORMAT not in {"json", "text"}:
+    raise RuntimeError(f"KBSEARCH_LOG_FORMAT must be json or text, got {KBSEARCH_LOG_FORMAT!r}")
+# One line per request (method, route name, status, duration, request id).
+KBSEARCH_ACCESS_LOG = _env_bool("KBSEARCH_ACCESS_LOG", True)
 LOGGING = {
+    # Spelled out here rather than imported: settings must not import the project's packages.
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "kbsearch.ops.logging.RequestIdFilter"}},
+    "formatters": {
+        "kbsearch": {"()": "kbsearch.ops.logging.KbsearchJsonFormatter"}
+        if KBSEARCH_LOG_FORMAT == "json"
+        else {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "kbsearch", "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("KBSEARCH_LOG_LEVEL", "INFO")},
+    # runserver's own request lines repeat kbsearch.request's, in another shape.
+    "loggers": {"django.server": {"level": "WARNING"}},
 }
+# /metrics: refused unless the caller's address is listed (IPs or CIDRs, e.g. the Prometheus
+# pods' range) or it sends "Authorization: Bearer <token>". Neither set: refused to everyone.
+KBSEARCH_METRICS_ALLOWED_ADDRESSES = _env_list("KBSEARCH_METRICS_ALLOWED_ADDRESSES", [])
+KBSEARCH_METRICS_TOKEN = os.environ.get("KBSEARCH_METRICS_TOKEN", "")

@@ -4,6 +4,7 @@ The knowledge-base, user and client fixtures shared by the API, page and report 
 ``tests/knowledge_base.py``; each directory's conftest declares only its files and users.
 """
 import secrets
+import tempfile
 
 import pytest
 
@@ -25,6 +26,10 @@ def pytest_configure(config):
 
     settings.SECRET_KEY = f"kbsearch-tests-{secrets.token_urlsafe(50)}"
     settings.SECURE_SSL_REDIRECT = False
+    # Hashed static names need collectstatic, which a deployment runs (tests/settings checks it);
+    # the suite renders pages without it, and WhiteNoise gets an empty folder rather than none.
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    settings.STATIC_ROOT = tempfile.mkdtemp(prefix="kbsearch-static-")
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,8 @@ from kbsearch.documents.selectors import document_visible_ids
 from kbsearch.index.base import SearchFilters
 from kbsearch.index.ranking import Mode, rank_documents
 from kbsearch.index.registry import get_index_backend
+from kbsearch.ops.index_timing import legs_timed
+from kbsearch.ops.metrics import search_leg
 from kbsearch.text.query import clean_query
 
 
@@ -65,9 +67,10 @@ def search_run(
             from embeddings.loading import get_encoder
 
             encoder = get_encoder()
-        vector = encoder.encode_queries([text])[0]
+        with search_leg("encode"):
+            vector = encoder.encode_queries([text])[0]
     page = rank_documents(
-        index=get_index_backend(),
+        index=legs_timed(get_index_backend()),  # records the bm25, vector and fusion legs
         query=text,
         query_vector=vector,
         filters=filters,
@@ -76,13 +79,15 @@ def search_run(
         limit=limit,
         offset=offset,
     )
-    chunks = Chunk.objects.select_related("document__source").in_bulk([hit.chunk_id for hit in page.hits])
-    # The index already filtered; re-checking the database's access rows for the whole pool (the
-    # page, the counts and the facets) means an index that missed an access change can only hide a
-    # document, never show or count one.
-    pool_ids = [hit.document_id for hit in page.pool]
-    visible = document_visible_ids(user=user, document_ids=pool_ids)
-    visible_pool = [document_id for document_id in pool_ids if document_id in visible]
+    with search_leg("recheck"):
+        chunks = Chunk.objects.select_related("document__source").in_bulk([hit.chunk_id for hit in page.hits])
+        # The index already filtered; re-checking the database's access rows for the whole pool (the
+        # page, the counts and the facets) means an index that missed an access change can only hide
+        # a document, never show or count one.
+        pool_ids = [hit.document_id for hit in page.pool]
+        visible = document_visible_ids(user=user, document_ids=pool_ids)
+        visible_pool = [document_id for document_id in pool_ids if document_id in visible]
+        facets = _facets(visible_pool)
     results = []
     for hit in page.hits:
         chunk = chunks.get(hit.chunk_id)
@@ -95,7 +100,7 @@ def search_run(
         exhausted=page.exhausted,
         took_ms=(time.perf_counter() - started) * 1000,
         total=len(visible_pool),
-        facets=_facets(visible_pool),
+        facets=facets,
         lexical_total=sum(
             1 for hit in page.pool if hit.document_id in visible and (mode == "bm25" or hit.bm25_score is not None)
         ),

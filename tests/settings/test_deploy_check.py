@@ -1,5 +1,6 @@
 """A production-like environment passes ``check --deploy``; without a secret nothing serves, but the
 setup commands of ``make demo`` still run (DEBUG off, no secret, SQLite folder made on first use)."""
+import json
 import secrets
 import shutil
 import sqlite3
@@ -8,6 +9,7 @@ from pathlib import Path
 from tests.settings.test_settings_fail_safe import clean_env, run
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
+ROOT_STATIC = Path(__file__).resolve().parents[2] / "kbsearch" / "web" / "static"
 
 
 def production_env(var_dir: Path, **values: str) -> dict[str, str]:
@@ -68,3 +70,45 @@ def test_the_demo_setup_steps_run_without_debug_or_a_secret(tmp_path, tiny_model
         users = {row[0] for row in connection.execute("select username from auth_user")}
     assert documents == {"vpn.en.md", "vpn.zh.md"}
     assert users == {"alice", "bob", "carol", "dave", "erin", "hanako", "wei", "admin"}
+
+
+def test_check_deploy_is_clean_with_every_operations_setting(tmp_path):
+    env = production_env(
+        tmp_path / "var",
+        KBSEARCH_METRICS_TOKEN=secrets.token_urlsafe(32),
+        KBSEARCH_METRICS_ALLOWED_ADDRESSES="10.0.0.0/8",
+        KBSEARCH_LOG_FORMAT="json",
+        KBSEARCH_STATIC_ROOT=str(tmp_path / "static"),
+    )
+    result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+SERVE_STATIC = """
+import json, django
+django.setup()
+from django.templatetags.static import static
+from django.test import Client
+url = static("web/kbsearch.css")
+plain = Client().get("/static/web/kbsearch.css", HTTP_HOST="kb.example.com", HTTP_X_FORWARDED_PROTO="https")
+hashed = Client().get(url, HTTP_HOST="kb.example.com", HTTP_X_FORWARDED_PROTO="https")
+print(json.dumps({"url": url, "plain": plain.status_code, "hashed": hashed.status_code,
+                  "cache": hashed.get("Cache-Control", ""), "body": b"".join(hashed.streaming_content).decode()[:40]}))
+"""
+
+
+def test_static_files_are_collected_and_served_by_whitenoise_with_debug_off(tmp_path):
+    env = production_env(tmp_path / "var", KBSEARCH_STATIC_ROOT=str(tmp_path / "static"))
+    collected = run(["manage.py", "collectstatic", "--noinput", "-v", "0"], env)
+    assert collected.returncode == 0, collected.stderr
+    assert (tmp_path / "static" / "staticfiles.json").is_file()
+    served = run(["-c", SERVE_STATIC], env)
+    assert served.returncode == 0, served.stderr
+    answer = json.loads(served.stdout.strip().splitlines()[-1])
+    # A hashed name, cached for a year (its content can never change under that name).
+    assert answer["url"].startswith("/static/web/kbsearch.") and answer["url"].endswith(".css")
+    assert answer["url"] != "/static/web/kbsearch.css"
+    assert (answer["plain"], answer["hashed"]) == (200, 200)
+    assert "max-age=315360000" in answer["cache"] and "immutable" in answer["cache"]
+    assert answer["body"] == (ROOT_STATIC / "web" / "kbsearch.css").read_text(encoding="utf-8")[:40]

@@ -1,0 +1,129 @@
+"""gunicorn settings for kbsearch's web process: ``gunicorn -c gunicorn.conf.py`` (``make serve-prod``).
+
+Every value comes from the environment, with defaults measured on a 2-core machine
+(docs/benchmarks.md, bench/bench_api.py):
+
+- ``KBSEARCH_WEB_BIND`` (127.0.0.1:8000; the image sets 0.0.0.0:8000), ``KBSEARCH_WEB_WORKERS`` (2:
+  one process per core), ``KBSEARCH_WEB_THREADS`` (4 per worker: a search spends part of its time in
+  numpy and torch with the GIL released, and the rest of a request waits on the database).
+- ``KBSEARCH_WEB_TIMEOUT`` (60 s: a worker silent this long is killed), ``KBSEARCH_WEB_GRACEFUL_TIMEOUT``
+  (30 s: on SIGTERM a worker stops accepting, finishes its requests within this, then exits; keep
+  Kubernetes' terminationGracePeriodSeconds above it), ``KBSEARCH_WEB_KEEPALIVE`` (5 s).
+- ``KBSEARCH_WEB_PRELOAD`` (on): the application and the embedding model are loaded once in the
+  master before the workers fork, so the model's weights (about 450 MB) are shared copy-on-write
+  instead of loaded per worker; no inference runs in the master, so no thread pool is forked. Off:
+  each worker loads its own copy in the background after it starts, and ``/readyz`` stays 503 until then.
+
+Prometheus: each worker writes its samples under ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary
+folder unless set; it is emptied at start, since samples of a previous run would be added in), and a
+dead worker's live gauges are dropped. gunicorn's access log is off: kbsearch.ops writes one JSON
+line per request with its id and route; gunicorn's own messages are JSON lines too.
+"""
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return number
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _metrics_directory() -> tuple[str, bool]:
+    """Set PROMETHEUS_MULTIPROC_DIR before anything imports prometheus_client, and empty it.
+
+    Returns the folder and whether it was made here (then it is removed on exit).
+    """
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if folder:
+        path = Path(folder)
+        path.mkdir(parents=True, exist_ok=True)
+        for leftover in path.glob("*.db"):
+            leftover.unlink()
+        return folder, False
+    folder = tempfile.mkdtemp(prefix="kbsearch-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    return folder, True
+
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kbsearch.settings")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as kbsearch/wsgi.py: idle OpenMP threads sleep
+METRICS_DIRECTORY, _METRICS_DIRECTORY_MADE_HERE = _metrics_directory()
+
+wsgi_app = "kbsearch.wsgi:application"
+bind = [address.strip() for address in os.environ.get("KBSEARCH_WEB_BIND", "127.0.0.1:8000").split(",") if address.strip()]
+workers = _env_int("KBSEARCH_WEB_WORKERS", 2)
+threads = _env_int("KBSEARCH_WEB_THREADS", 4)
+worker_class = "gthread" if threads > 1 else "sync"
+timeout = _env_int("KBSEARCH_WEB_TIMEOUT", 60)
+graceful_timeout = _env_int("KBSEARCH_WEB_GRACEFUL_TIMEOUT", 30)
+keepalive = _env_int("KBSEARCH_WEB_KEEPALIVE", 5)
+preload_app = _env_bool("KBSEARCH_WEB_PRELOAD", True)
+# Worker heartbeats in memory, not on a (possibly read-only) root filesystem.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# gunicorn 27's runtime control socket lives in $HOME by default: not on a read-only root
+# filesystem, and two servers on one machine would share it.
+control_socket_disable = True
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("KBSEARCH_LOG_LEVEL", "info").lower()
+# X-Forwarded-Proto and friends are believed only from these addresses (gunicorn's setting).
+forwarded_allow_ips = os.environ.get("KBSEARCH_WEB_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "kbsearch.ops.logging.KbsearchJsonFormatter"}},
+    "filters": {"request_id": {"()": "kbsearch.ops.logging.RequestIdFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"], "stream": "ext://sys.stderr"},
+    },
+    "loggers": {
+        "gunicorn.error": {"handlers": ["console"], "level": loglevel.upper(), "propagate": False},
+        "gunicorn.access": {"handlers": [], "propagate": False},
+    },
+}
+
+
+def when_ready(server) -> None:
+    """In the master, after the application is loaded and before any worker forks."""
+    if preload_app and _env_bool("KBSEARCH_WEB_PRELOAD_MODEL", True):
+        from kbsearch.ops.warmup import encoder_warmup
+
+        server.log.info("loading the embedding model before forking the workers")
+        encoder_warmup.load_now()
+
+
+def post_fork(server, worker) -> None:
+    # A connection opened in the master (an app's ready()) must not be shared by the workers.
+    from django.db import connections
+
+    connections.close_all()
+
+
+def post_worker_init(worker) -> None:
+    """Start loading the model (a no-op when the master loaded it); /readyz says when it is done."""
+    from kbsearch.ops.warmup import encoder_warmup
+
+    encoder_warmup.start()
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    if _METRICS_DIRECTORY_MADE_HERE:
+        shutil.rmtree(METRICS_DIRECTORY, ignore_errors=True)

@@ -1,0 +1,71 @@
+"""Per-leg timing of the index calls of a search, without touching the index's code.
+
+Hybrid search runs both legs inside the backend (``BaseIndexBackend.hybrid_search``, under the
+embedded backend's lock so a generation switch cannot fall between them), so timing around the
+backend call from outside sees one number. ``legs_timed(index)`` returns a twin of the backend: an
+instance of a subclass that shares the original's state (the same ``__dict__``: the same lock,
+store and caches) and times ``bm25_search`` and ``vector_search`` wherever they are called from,
+the backend's own hybrid included. Fusion is what a hybrid call spent beyond its two legs; a
+backend with a native hybrid (Weaviate) reports all of it as fusion, since it cannot be split.
+"""
+import threading
+import time
+
+from kbsearch.ops.metrics import SEARCH_LEG_SECONDS
+
+_LEG_METHODS = {"bm25_search": "bm25", "vector_search": "vector"}
+# Calls that fuse both legs: the present contract's name and the next one's.
+_FUSED_METHODS = ("hybrid_search", "search")
+_twin_classes: dict[type, type] = {}
+_twin_lock = threading.Lock()
+_inside = threading.local()  # seconds the legs took inside the current fused call, per thread
+
+
+def _timed_leg(method_name: str, leg: str):
+    def timed(self, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return getattr(super(type(self), self), method_name)(*args, **kwargs)
+        finally:
+            elapsed = time.perf_counter() - started
+            SEARCH_LEG_SECONDS.labels(leg=leg).observe(elapsed)
+            if getattr(_inside, "legs", None) is not None:
+                _inside.legs += elapsed
+
+    timed.__name__ = method_name
+    return timed
+
+
+def _timed_fusion(method_name: str):
+    def timed(self, *args, **kwargs):
+        outer = getattr(_inside, "legs", None)
+        _inside.legs = 0.0
+        started = time.perf_counter()
+        try:
+            return getattr(super(type(self), self), method_name)(*args, **kwargs)
+        finally:
+            total = time.perf_counter() - started
+            SEARCH_LEG_SECONDS.labels(leg="fusion").observe(max(0.0, total - _inside.legs))
+            _inside.legs = outer if outer is None else outer + total
+
+    timed.__name__ = method_name
+    return timed
+
+
+def twin_class_of(backend_class: type) -> type:
+    """The timing subclass of ``backend_class`` (made once per class)."""
+    with _twin_lock:
+        twin = _twin_classes.get(backend_class)
+        if twin is None:
+            methods = {name: _timed_leg(name, leg) for name, leg in _LEG_METHODS.items() if hasattr(backend_class, name)}
+            methods.update({name: _timed_fusion(name) for name in _FUSED_METHODS if hasattr(backend_class, name)})
+            twin = type(f"LegTimed{backend_class.__name__}", (backend_class,), methods)
+            _twin_classes[backend_class] = twin
+        return twin
+
+
+def legs_timed(index):
+    """A twin of ``index`` that records each leg's time; state and behaviour are the original's."""
+    twin = object.__new__(twin_class_of(type(index)))
+    twin.__dict__ = index.__dict__
+    return twin
