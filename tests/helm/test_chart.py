@@ -122,7 +122,7 @@ def test_the_expected_workloads_are_rendered(values_name):
         assert command[:4] == ["celery", "--app", "kbsearch", "worker"]
         assert command[command.index("--queues") + 1] == queue
     web = _named(values_name, "Deployment", "kb-kbsearch-web")["spec"]["template"]["spec"]["containers"][0]
-    assert web["command"][:3] == ["gunicorn", "--config", "kbsearch/gunicorn.conf.py"]
+    assert web["command"][:3] == ["gunicorn", "--config", "gunicorn.conf.py"]
     assert web["command"][-1] == "kbsearch.wsgi"
     assert {item["kind"] for item in _rendered(values_name)} >= {"Service", "PodDisruptionBudget", "ConfigMap", "ServiceAccount"}
 
