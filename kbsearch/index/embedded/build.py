@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from kbsearch.index.base import BaseIndexBuild, ChunksForDocuments, IndexChunk, IndexGeneration
 from kbsearch.index.embedded.generations import FIRST_GENERATION, GenerationFiles
+from kbsearch.index.embedded.serving import segment_prepare
 from kbsearch.index.embedded.store import IndexStore, check_vectors
 
 # Passes re-reading changed documents before the one under the write lock; each pass only sees
@@ -69,6 +70,9 @@ class EmbeddedIndexBuild(BaseIndexBuild):
         return bool(changed)
 
     def switch(self, *, chunks_for_documents: ChunksForDocuments) -> IndexGeneration:
+        # Mapped segment written now, so no process has to load the new generation from SQLite
+        # after the switch; the catch-up writes below reach them through the change log.
+        segment_prepare(self._new)
         for _ in range(_UNLOCKED_CATCH_UP_PASSES):
             if not self._replay(chunks_for_documents):
                 break
