@@ -130,7 +130,7 @@ def test_a_new_process_maps_the_segment_instead_of_parsing_the_store(tmp_path):
     assert isinstance(memory.segment.vectors.base, np.memmap)  # mapped, not read into private memory
 
 
-def test_a_reader_keeps_working_across_a_compaction_by_another_process(tmp_path, monkeypatch):
+def test_a_reader_keeps_working_across_a_compaction_by_the_writer(tmp_path, monkeypatch):
     monkeypatch.setattr(serving, "_COMPACT_MIN_CHANGES", 10)
     path = str(tmp_path / "index.sqlite3")
     writer = EmbeddedIndexBackend(path=path)
@@ -140,12 +140,14 @@ def test_a_reader_keeps_working_across_a_compaction_by_another_process(tmp_path,
     assert len(old_reader.bm25_search(terms=["budget"], filters=public(), limit=10)) == 5
     first_segment = old_reader._serving.memory.segment.seq
 
+    # The writer compacts once the log past the segment is long: a new segment, the old one removed.
     writer.delete_documents([1, 2])
     writer.upsert_chunks([chunk(i, i, f"budget item{i}", {"public"}) for i in range(6, 30)])
-    compactor = EmbeddedIndexBackend(path=path)
-    assert len(compactor.bm25_search(terms=["budget"], filters=public(), limit=100)) == 27
-    newest = compactor._serving.memory.segment.seq
+    newest = writer._serving.memory.segment.seq
     assert newest > first_segment
+    new_reader = EmbeddedIndexBackend(path=path)
+    assert len(new_reader.bm25_search(terms=["budget"], filters=public(), limit=100)) == 27
+    assert new_reader._serving.memory.segment.seq == newest
     assert not (segments_directory(path) / f"{first_segment:016d}").exists()  # removed from disk
 
     # The old reader still holds the removed segment's maps: still readable, and it catches up.
@@ -247,3 +249,17 @@ def test_removing_a_generation_removes_its_segments(tmp_path):
     assert segments_directory(path).exists()
     index.files.remove(1)
     assert not os.path.exists(segments_directory(path))
+
+
+def test_a_chunk_moved_then_deleted_in_one_replay_is_gone(tmp_path):
+    path = str(tmp_path / "index.sqlite3")
+    writer = EmbeddedIndexBackend(path=path)
+    writer.ensure_index(dimension=DIM)
+    writer.upsert_chunks([chunk(16, 95, "quarterly page", {"public"}), chunk(17, 96, "other page", {"public"})])
+    reader = EmbeddedIndexBackend(path=path)
+    assert sorted(ids(reader.bm25_search(terms=["page"], filters=public(), limit=5))) == [16, 17]  # in the segment
+    # Both changes reach the reader in one replay: when it reads chunk 16, it is already gone.
+    writer.upsert_chunks([chunk(16, 144, "moved page", {"public"})])
+    writer.delete_documents([144])
+    assert ids(reader.bm25_search(terms=["page"], filters=public(), limit=5)) == [17]
+    assert reader.vector_search(vector=unit(16), filters=public(), limit=5)[0].chunk_id == 17

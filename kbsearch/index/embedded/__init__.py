@@ -103,9 +103,12 @@ class EmbeddedIndexBackend(BaseIndexBackend):
                 store = self._follow_pointer()
                 try:
                     action(store)
-                    return
                 except GenerationSwitched:
                     self._signature = None  # re-read the pointer whatever its stat says
+                    continue
+                # The writer, not a search, compacts the delta into a new segment when it is due.
+                self._serving.after_write(store)
+                return
         raise IndexBackendError(f"the generation of {self.files.path} kept switching during a write")
 
     # --- writes and checks ----------------------------------------------------------------------

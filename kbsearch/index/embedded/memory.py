@@ -72,6 +72,9 @@ class MemoryIndex:
         self.principals_of_slot: dict[int, frozenset[str]] = {}
         self.slots_of_principal: dict[str, set[int]] = {}
         self.overridden = np.zeros(self.base_documents, dtype=bool)
+        # Bumped by every change, so a cached mask is never used on rows it was not computed for.
+        self.version = 0
+        self._last_mask: tuple[tuple[SearchFilters, int], np.ndarray] | None = None
 
     # --- building --------------------------------------------------------------------------------
 
@@ -128,13 +131,18 @@ class MemoryIndex:
             self.language_names.append(language)
         return self._languages[language]
 
-    def add(self, chunk: StoredChunk) -> None:
-        if chunk.chunk_id in self.row_of_chunk:
-            self._kill(self.row_of_chunk.pop(chunk.chunk_id))
+    def remove_chunk(self, chunk_id: int) -> None:
+        """Tombstone the chunk's row, if it has a live one."""
+        self.version += 1
+        if chunk_id in self.row_of_chunk:
+            self._kill(self.row_of_chunk.pop(chunk_id))
         else:
-            segment_row = self._segment_row_of_chunk(chunk.chunk_id)
+            segment_row = self._segment_row_of_chunk(chunk_id)
             if segment_row is not None:
                 self._kill(segment_row)
+
+    def add(self, chunk: StoredChunk) -> None:
+        self.remove_chunk(chunk.chunk_id)
         row = self.size
         self._grow(row + 1)
         terms = chunk.terms.split()
@@ -163,6 +171,7 @@ class MemoryIndex:
             self.live_length -= float(self.lengths[row])
 
     def delete_document(self, document_id: int) -> None:
+        self.version += 1
         slot = self._find_slot(document_id)
         if slot is not None and slot < self.base_documents:
             segment = self.segment
@@ -176,6 +185,7 @@ class MemoryIndex:
                 del self.row_of_chunk[chunk_id]
 
     def set_access(self, document_id: int, principals: Iterable[str]) -> None:
+        self.version += 1
         slot = self._document_slot(document_id)
         for principal in self.principals_of_slot.get(slot, frozenset()):
             self.slots_of_principal.get(principal, set()).discard(slot)
@@ -204,7 +214,19 @@ class MemoryIndex:
     # --- searching -------------------------------------------------------------------------------
 
     def allowed_rows(self, filters: SearchFilters) -> np.ndarray:
-        """Boolean mask of rows the filters admit; fails closed on no principals."""
+        """Boolean mask of rows the filters admit (read-only); fails closed on no principals.
+
+        The two legs of a hybrid search ask with the same filters: the second gets the first's
+        mask unless a change was applied in between.
+        """
+        key = (filters, self.version)
+        if self._last_mask is not None and self._last_mask[0] == key:
+            return self._last_mask[1]
+        mask = self._allowed_rows(filters)
+        self._last_mask = (key, mask)
+        return mask
+
+    def _allowed_rows(self, filters: SearchFilters) -> np.ndarray:
         size = self.size
         slot_allowed = np.zeros(self.base_documents + len(self.new_document_ids), dtype=bool)
         principals = list(filters.principals)

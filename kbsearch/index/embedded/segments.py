@@ -182,7 +182,7 @@ def write_segment(store_path: Path, arrays: SegmentArrays) -> Path:
                 handle.flush()
                 os.fsync(handle.fileno())
         meta = {
-            "format": FORMAT_VERSION, "seq": arrays.seq, "store_id": arrays.store_id,
+            "format": FORMAT_VERSION, "seq": arrays.seq, "store_id": arrays.store_id, "rows": arrays.rows,
             "dimension": arrays.dimension, "live_length": arrays.live_length,
             "languages": arrays.languages, "sources": arrays.sources,
         }
@@ -211,6 +211,19 @@ def _segment_seqs(directory: Path) -> list[int]:
     except FileNotFoundError:
         return []
     return sorted(int(name) for name in names if name.isdigit())
+
+
+def newest_segment(store_path: Path, *, store_id: str) -> tuple[int, int] | None:
+    """(seq, rows) of the newest segment of this store, from its meta file alone; None if none."""
+    directory = segments_directory(store_path)
+    for seq in reversed(_segment_seqs(directory)):
+        try:
+            meta = json.loads((directory / f"{seq:016d}" / _META).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+        if meta.get("format") == FORMAT_VERSION and meta["store_id"] == store_id:
+            return meta["seq"], meta["rows"]
+    return None
 
 
 def open_segment(store_path: Path, *, store_id: str, dimension: int, oldest_seq: int, latest_seq: int
