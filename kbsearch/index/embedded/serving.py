@@ -23,7 +23,7 @@ from kbsearch.index.embedded.segments import (
     open_segment,
     write_segment,
 )
-from kbsearch.index.embedded.store import IndexStore
+from kbsearch.index.embedded.store import IndexStore, StoredChunk
 
 _COMPACT_MIN_CHANGES = 5_000
 _COMPACT_SHARE_OF_ROWS = 0.02
@@ -65,12 +65,18 @@ class ServingCopy:
         """Called by a process after its write committed: compact if the log past the newest
         segment has grown too long. Cheap when it has not (a listing and a small file read), so a
         writer holds no memory copy until its first compaction."""
-        newest = newest_segment(store.path, store_id=store.store_id())
-        segment_seq, segment_rows = newest if newest is not None else (0, 0)
-        if not _too_long(store.latest_seq() - segment_seq, segment_rows):
-            return
-        if self.current(store) is not None and self._delta_too_long():
-            self._compact(store)
+        try:
+            newest = newest_segment(store.path, store_id=store.store_id())
+            segment_seq, segment_rows = newest if newest is not None else (0, 0)
+            if not _too_long(store.latest_seq() - segment_seq, segment_rows):
+                return
+            if self.current(store) is not None and self._delta_too_long():
+                self._compact(store)
+        except Exception:
+            # The write has committed; a failed compaction must not make it look failed. Searches
+            # stay exact from the log, only slower to start, and the next write tries again.
+            logger.exception("compacting %s failed", store.path)
+            self.memory = None
 
     def _delta_too_long(self) -> bool:
         memory = self.memory
@@ -120,8 +126,13 @@ class ServingCopy:
     def _load_from_store(store: IndexStore, dimension: int) -> tuple[MemoryIndex, int]:
         memory = MemoryIndex(dimension)
         seq, chunks, access = store.snapshot(dimension)
+        batch: list[StoredChunk] = []
         for chunk in chunks:
-            memory.add(chunk)
+            batch.append(chunk)
+            if len(batch) == _REPLAY_BATCH:
+                memory.add_many(batch)
+                batch = []
+        memory.add_many(batch)
         for document_id, principals in access.items():
             memory.set_access(document_id, principals)
         return memory, seq
@@ -135,17 +146,23 @@ class ServingCopy:
             chunks = store.load_chunks(upserted, memory.dimension)
             access_documents = {change.document_id for change in changes if change.kind == "access"}
             access = store.load_access(sorted(access_documents))
+            pending: list[StoredChunk] = []  # consecutive upserts, added in one pass
             for change in changes:
+                if change.kind == "upsert" and change.chunk_id in chunks:
+                    pending.append(chunks[change.chunk_id])
+                    continue
+                if change.kind == "access":
+                    continue  # applied below, in its latest state
+                memory.add_many(pending)
+                pending = []
                 if change.kind == "delete":
                     memory.delete_document(change.document_id)
                     memory.set_access(change.document_id, ())
                 elif change.kind == "upsert":
-                    if change.chunk_id in chunks:
-                        memory.add(chunks[change.chunk_id])
-                    else:
-                        # Deleted by a later change, which may name another document than the
-                        # one the chunk was under before this upsert: drop that older row here.
-                        memory.remove_chunk(change.chunk_id)
+                    # Deleted by a later change, which may name another document than the one
+                    # the chunk was under before this upsert: drop that older row here.
+                    memory.remove_chunk(change.chunk_id)
+            memory.add_many(pending)
             # Access lists are read in their latest state, so applying them after the chunks is exact.
             for document_id, principals in access.items():
                 memory.set_access(document_id, principals)
