@@ -17,8 +17,10 @@ folds both into the arrays of the next segment (compaction).
 import math
 from array import array
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from kbsearch.index.base import BM25_B, BM25_K1, ChunkHit, SearchFilters
 from kbsearch.index.embedded.compaction import compact
@@ -30,6 +32,20 @@ _INITIAL_CAPACITY = 1024
 _MIN_AVERAGE_RUN = 64
 # Per-row columns: segment maps until the first delta row, then private growing copies.
 _COLUMNS = ("alive", "lengths", "document_slots", "language_codes", "source_codes", "updated", "chunk_ids")
+
+
+def _single_blas_thread() -> AbstractContextManager:
+    """OpenBLAS limited to one thread for a product. A two-thread product waits for the other core,
+    which on a machine serving several web workers is usually busy: on 2 cores with other work
+    running, hybrid search at a 50% filter took p95 28 ms with two threads and 13 ms with one.
+    Searches run in parallel through the workers instead."""
+    global _blas_controller
+    if _blas_controller is None:
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
+
+
+_blas_controller: ThreadpoolController | None = None
 
 
 class MemoryIndex:
@@ -319,6 +335,11 @@ class MemoryIndex:
         if len(rows) == 0 or limit <= 0:
             return []
         query = np.asarray(query, dtype=np.float32)
+        with _single_blas_thread():
+            scores = self._vector_scores(rows, query)
+        return self._hits(rows, scores, limit)
+
+    def _vector_scores(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
         split = int(np.searchsorted(rows, self.base_rows))
         segment_rows, delta_rows = rows[:split], rows[split:]
         parts = []
@@ -339,8 +360,7 @@ class MemoryIndex:
                 parts.append((vectors @ query)[segment_rows])
         if len(delta_rows):
             parts.append(self.delta_vectors[delta_rows - self.base_rows] @ query)
-        scores = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return self._hits(rows, scores, limit)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _postings_of(self, terms: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Each term's (rows, frequencies as float32) over segment and delta; None if it has none."""
