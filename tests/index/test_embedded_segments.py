@@ -263,3 +263,36 @@ def test_a_chunk_moved_then_deleted_in_one_replay_is_gone(tmp_path):
     writer.delete_documents([144])
     assert ids(reader.bm25_search(terms=["page"], filters=public(), limit=5)) == [17]
     assert reader.vector_search(vector=unit(16), filters=public(), limit=5)[0].chunk_id == 17
+
+
+def test_a_searching_process_adopts_segments_but_never_writes_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(serving, "_COMPACT_MIN_CHANGES", 10)
+    path = str(tmp_path / "index.sqlite3")
+    writer = EmbeddedIndexBackend(path=path)
+    writer.ensure_index(dimension=DIM)
+    writer.upsert_chunks([chunk(1, 1, "budget", {"public"})])
+    reader = EmbeddedIndexBackend(path=path)
+    reader.bm25_search(terms=["budget"], filters=public(), limit=5)
+    written = sorted(entry.name for entry in segments_directory(path).iterdir() if entry.name.isdigit())
+    # Written past the backend (no after_write): nobody compacts, and the reader must not either.
+    writer.store.upsert([chunk(i, i, "budget", {"public"}) for i in range(2, 40)])
+    assert len(reader.bm25_search(terms=["budget"], filters=public(), limit=100)) == 39
+    assert sorted(entry.name for entry in segments_directory(path).iterdir() if entry.name.isdigit()) == written
+    assert reader._serving.memory.delta_rows == 38
+    writer.upsert_chunks([chunk(40, 40, "budget", {"public"})])  # the writer's next write compacts
+    assert len(reader.bm25_search(terms=["budget"], filters=public(), limit=100)) == 40
+    assert reader._serving.memory.delta_rows == 0
+
+
+def test_a_rebuilt_generation_has_its_segment_before_the_switch(tmp_path):
+    path = str(tmp_path / "index.sqlite3")
+    index = EmbeddedIndexBackend(path=path)
+    index.ensure_index(dimension=DIM)
+    entries = [chunk(1, 1, "vpn setup", {"public"})]
+    index.upsert_chunks(entries)
+    index.rebuild(dimension=DIM, batches=[entries], chunks_for_documents=lambda ids: [])
+    second = index.files.file_of(2)
+    assert [entry.name for entry in segments_directory(second).iterdir() if entry.name.isdigit()]
+    restarted = EmbeddedIndexBackend(path=path)
+    assert ids(restarted.bm25_search(terms=["vpn"], filters=public(), limit=5)) == [1]
+    assert restarted._serving.memory.base_rows == 1  # mapped, not loaded from the store
