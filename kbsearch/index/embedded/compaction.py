@@ -1,10 +1,11 @@
-"""Folding a memory copy (segment + delta) into the arrays of the next segment.
+"""Building postings: a delta's as chunks arrive, and a new segment's from a memory copy.
 
-Works on the arrays already in memory, never on the SQLite text: no term is parsed again, so
-compacting costs a few sorts and gathers over the postings rather than the 20 s a load from the
+Compaction works on the arrays already in memory, never on the SQLite text: no term is parsed
+again, so it costs a few sorts and gathers over the postings rather than the 20 s a load from the
 store takes at 100,000 chunks. The memory copy is exactly the store at the seq it has replayed
 to, so the segment written from it is a picture of the store at that seq.
 """
+from array import array
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,6 +16,30 @@ if TYPE_CHECKING:
     from kbsearch.index.embedded.memory import MemoryIndex
 
 _EMPTY_ROWS = np.zeros(0, dtype=np.int64)
+
+
+def append_postings(postings: dict[str, tuple[array, array]], start: int, term_lists: list[list[str]]) -> None:
+    """Add the postings of rows ``start, start + 1, ..`` (one list of terms each) to a delta's
+    ``postings`` (term -> (rows, frequencies)), in one pass of numpy rather than a Counter per chunk:
+    ten times faster, which is what keeps replaying a delta at a new process's start short."""
+    counts = [len(terms) for terms in term_lists]
+    vocabulary: dict[str, int] = {}
+    term_ids = np.fromiter((vocabulary.setdefault(term, len(vocabulary)) for terms in term_lists for term in terms),
+                           dtype=np.int64, count=sum(counts))
+    if len(term_ids) == 0:
+        return
+    rows = np.repeat(np.arange(start, start + len(term_lists), dtype=np.int64), counts)
+    stride = start + len(term_lists)
+    keys, frequencies = np.unique(term_ids * stride + rows, return_counts=True)  # by term, then row
+    term_of_key, row_of_key = np.divmod(keys, stride)
+    bounds = np.r_[0, np.flatnonzero(np.diff(term_of_key)) + 1, len(keys)]
+    row_values = row_of_key.astype(np.int32)
+    frequency_values = frequencies.astype(np.float32)
+    names = list(vocabulary)
+    for begin, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        posting_rows, posting_frequencies = postings.setdefault(names[int(term_of_key[begin])], (array("i"), array("f")))
+        posting_rows.frombytes(row_values[begin:end].tobytes())
+        posting_frequencies.frombytes(frequency_values[begin:end].tobytes())
 
 
 def _access_pairs(memory: "MemoryIndex") -> tuple[list[str], np.ndarray, np.ndarray]:
