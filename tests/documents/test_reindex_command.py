@@ -159,5 +159,9 @@ def test_reindex_leaves_the_index_files_beside_the_configured_path(synced, setti
     call_command("reindex", stdout=StringIO())
     call_command("reindex", stdout=StringIO())
     names = sorted(entry.name for entry in path.parent.iterdir() if not entry.name.endswith(("-wal", "-shm")))
-    # Generation 3 serves, generation 2 is kept for one rollback, the original single file is gone.
-    assert names == [f"{path.name}.build-lock", f"{path.name}.current", f"{path.name}.gen2", f"{path.name}.gen3"]
+    # Generation 3 serves, generation 2 is kept for one rollback, the original single file is gone,
+    # and so are its mapped segments; each kept generation has its own.
+    assert names == [
+        f"{path.name}.build-lock", f"{path.name}.current", f"{path.name}.gen2", f"{path.name}.gen2.segments",
+        f"{path.name}.gen3", f"{path.name}.gen3.segments",
+    ]

@@ -41,12 +41,11 @@ from kbsearch.index.base import (
 from kbsearch.index.embedded.build import EmbeddedIndexBuild, switch_to_kept
 from kbsearch.index.embedded.generations import FIRST_GENERATION, GenerationFiles, PointerSignature
 from kbsearch.index.embedded.memory import MemoryIndex
+from kbsearch.index.embedded.serving import ServingCopy
 from kbsearch.index.embedded.store import GenerationMissing, GenerationSwitched, IndexStore, split_valid
 
 logger = logging.getLogger(__name__)
 
-# Rebuild the in-memory arrays once this share of rows are tombstones.
-_REBUILD_TOMBSTONE_SHARE = 0.25
 # A write or open that keeps losing the race with rebuilds gives up after this many tries.
 _SWITCH_RETRIES = 5
 
@@ -54,7 +53,7 @@ _SWITCH_RETRIES = 5
 class EmbeddedIndexBackend(BaseIndexBackend):
     """Hybrid BM25 + vector index in SQLite files (one per generation) with an in-memory search copy."""
 
-    capabilities = Capabilities(native_hybrid=False, generations=True, shared_memory=False)
+    capabilities = Capabilities(native_hybrid=False, generations=True, shared_memory=True)  # mapped segments
 
     def __init__(self, *, path: str, keep_generations: int = 2, **options) -> None:
         super().__init__(path=path, keep_generations=keep_generations, **options)
@@ -67,8 +66,7 @@ class EmbeddedIndexBackend(BaseIndexBackend):
         self._store: IndexStore | None = None
         self._generation = 0
         self._signature: PointerSignature | None = None
-        self._memory: MemoryIndex | None = None
-        self._applied_seq = 0
+        self._serving = ServingCopy()
         with self._lock:
             self._follow_pointer()
 
@@ -78,7 +76,7 @@ class EmbeddedIndexBackend(BaseIndexBackend):
                 self._store.close()
             self._store = None
             self._signature = None
-            self._memory = None
+            self._serving = ServingCopy()
 
     # --- generations ----------------------------------------------------------------------------
 
@@ -169,8 +167,7 @@ class EmbeddedIndexBackend(BaseIndexBackend):
             if self._store is not None:
                 self._store.close()
             self._store, self._generation, self._signature = store, generation, signature
-            self._memory = None  # reloaded from the new generation at the next search
-            self._applied_seq = 0
+            self._serving = ServingCopy()  # opened on the new generation at the next search
             return store
         raise IndexBackendError(f"could not open the current generation of {self.files.path}")
 
@@ -181,9 +178,12 @@ class EmbeddedIndexBackend(BaseIndexBackend):
                 store = self._follow_pointer()
                 try:
                     action(store)
-                    return
                 except GenerationSwitched:
                     self._signature = None  # re-read the pointer whatever its stat says
+                    continue
+                # The writer, not a search, compacts the delta into a new segment when it is due.
+                self._serving.after_write(store)
+                return
         raise IndexBackendError(f"the generation of {self.files.path} kept switching during a write")
 
     # --- writes and checks ----------------------------------------------------------------------
@@ -272,53 +272,10 @@ class EmbeddedIndexBackend(BaseIndexBackend):
 
     # --- keeping the memory copy current -------------------------------------------------------
 
-    def _rebuild(self, dimension: int) -> MemoryIndex:
-        memory = MemoryIndex(dimension)
-        seq, chunks, access = self._store.snapshot(dimension)
-        for chunk in chunks:
-            memory.add(chunk)
-        for document_id, principals in access.items():
-            memory.set_access(document_id, principals)
-        self._applied_seq = seq
-        return memory
-
     def _current(self) -> MemoryIndex | None:
         """The memory copy of the current generation with every committed change applied (caller holds the lock)."""
-        self._follow_pointer()
-        dimension = self._store.dimension()
-        if dimension is None:
-            return None
-        memory = self._memory
-        if memory is None or memory.dimension != dimension:
-            memory = self._memory = self._rebuild(dimension)
-            return memory
-        if self._store.latest_seq() > self._applied_seq:
-            if self._applied_seq < self._store.oldest_seq() - 1:  # the log was trimmed past us
-                memory = self._memory = self._rebuild(dimension)
-                return memory
-            self._replay(memory, dimension)
-            if memory.tombstone_share > _REBUILD_TOMBSTONE_SHARE and memory.size > 1000:
-                memory = self._memory = self._rebuild(dimension)
-        return memory
-
-    def _replay(self, memory: MemoryIndex, dimension: int) -> None:
-        changes = self._store.changes_since(self._applied_seq)
-        upserted = [change.chunk_id for change in changes if change.kind == "upsert"]
-        chunks = self._store.load_chunks(upserted, dimension)
-        access_documents = {change.document_id for change in changes if change.kind == "access"}
-        access = self._store.load_access(sorted(access_documents))
-        for change in changes:
-            if change.kind == "delete":
-                memory.delete_document(change.document_id)
-                memory.set_access(change.document_id, ())
-            elif change.kind == "upsert" and change.chunk_id in chunks:
-                # A chunk missing now was deleted by a later change in this same batch.
-                memory.add(chunks[change.chunk_id])
-        # Access lists are read in their latest state, so applying them after the chunks is exact.
-        for document_id, principals in access.items():
-            memory.set_access(document_id, principals)
-        if changes:
-            self._applied_seq = changes[-1].seq
+        store = self._follow_pointer()  # first: a switch replaces self._serving
+        return self._serving.current(store)
 
     # --- search -----------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from kbsearch.index.base import (
     IndexMetadata,
 )
 from kbsearch.index.embedded.generations import FIRST_GENERATION, GenerationFiles
+from kbsearch.index.embedded.serving import segment_prepare
 from kbsearch.index.embedded.store import IndexStore, check_vectors, split_valid
 
 # Passes re-reading changed documents before the one under the write lock; each pass only sees
@@ -123,6 +124,9 @@ class EmbeddedIndexBuild(BaseIndexBuild):
         return set([self.number, self._live_number, *others][: max(self._keep, 1)])
 
     def switch(self, *, chunks_for_documents: ChunksForDocuments) -> IndexGeneration:
+        # Mapped segment written now, so no process has to load the new generation from SQLite
+        # after the switch; the catch-up writes below reach them through the change log.
+        segment_prepare(self._new)
         kept = self._kept_after_switch()
         _CatchUp(self._files, self._live, self._live_number, self._new, self.number, self._start_seq, kept).switch(
             chunks_for_documents, self.dimension

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kbsearch.index.base import IndexBackendError
+from kbsearch.index.embedded.segments import remove_segments
 
 FIRST_GENERATION = 1
 _SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
@@ -125,6 +126,7 @@ class GenerationFiles:
         base = self.file_of(generation)
         for file in (base, *(base.with_name(base.name + suffix) for suffix in _SQLITE_SIDE_FILES)):
             file.unlink(missing_ok=True)
+        remove_segments(base)
 
     @contextmanager
     def build_lock(self) -> Iterator[None]:

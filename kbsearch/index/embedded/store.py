@@ -19,6 +19,7 @@ a switch back to an older generation knows which documents it missed.
 """
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -149,6 +150,23 @@ class IndexStore:
         self._conn.execute("PRAGMA synchronous=FULL")
         with self._lock:
             self._conn.executescript(SCHEMA)
+        self._store_id: str | None = None
+
+    def store_id(self) -> str:
+        """A random id given to this file when first opened: a segment (``segments.py``) written for
+        another file of the same name (a generation number reused after an aborted build) is
+        recognised as foreign and ignored."""
+        if self._store_id is None:
+            with self._lock:
+                row = self._conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+                if row is None:
+                    # Outside _write: naming the file is not a change of the index and may happen
+                    # on a generation that is no longer current.
+                    self._conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?)",
+                                       (uuid.uuid4().hex,))
+                    row = self._conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+            self._store_id = row[0]
+        return self._store_id
 
     def close(self) -> None:
         with self._lock:
@@ -377,10 +395,12 @@ class IndexStore:
                     conn.execute("COMMIT")
         return changed, latest
 
-    def changes_since(self, seq: int) -> list[Change]:
+    def changes_since(self, seq: int, *, limit: int | None = None) -> list[Change]:
+        """Changes after ``seq`` in order; at most ``limit`` of them (all when None)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT seq, kind, document_id, chunk_id FROM changes WHERE seq > ? ORDER BY seq", (seq,)
+                "SELECT seq, kind, document_id, chunk_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, -1 if limit is None else limit),
             ).fetchall()
         return [Change(*row) for row in rows]
 
