@@ -1,12 +1,13 @@
 """Per-leg timing of the index calls of a search, without touching the index's code.
 
-Hybrid search runs both legs inside the backend (``BaseIndexBackend.hybrid_search``, under the
+Hybrid search runs both legs inside the backend (``BaseIndexBackend.search``, under the
 embedded backend's lock so a generation switch cannot fall between them), so timing around the
 backend call from outside sees one number. ``legs_timed(index)`` returns a twin of the backend: an
 instance of a subclass that shares the original's state (the same ``__dict__``: the same lock,
 store and caches) and times ``bm25_search`` and ``vector_search`` wherever they are called from,
-the backend's own hybrid included. Fusion is what a hybrid call spent beyond its two legs; a
-backend with a native hybrid (Weaviate) reports all of it as fusion, since it cannot be split.
+the backend's own hybrid included. Fusion is what a hybrid call spent beyond its two legs, recorded
+only for calls that ran both legs (a keyword-only or vector-only search has no fusion); a backend
+with a native hybrid reports all of a hybrid call as fusion, since it cannot be split.
 """
 import threading
 import time
@@ -14,11 +15,11 @@ import time
 from kbsearch.ops.metrics import SEARCH_LEG_SECONDS
 
 _LEG_METHODS = {"bm25_search": "bm25", "vector_search": "vector"}
-# Calls that fuse both legs: the present contract's name and the next one's.
-_FUSED_METHODS = ("hybrid_search", "search")
+# The call that runs one leg or fuses both (contract v2).
+_FUSED_METHODS = ("search",)
 _twin_classes: dict[type, type] = {}
 _twin_lock = threading.Lock()
-_inside = threading.local()  # seconds the legs took inside the current fused call, per thread
+_inside = threading.local()  # seconds and count of the legs inside the current search call, per thread
 
 
 def _timed_leg(method_name: str, leg: str):
@@ -31,6 +32,7 @@ def _timed_leg(method_name: str, leg: str):
             SEARCH_LEG_SECONDS.labels(leg=leg).observe(elapsed)
             if getattr(_inside, "legs", None) is not None:
                 _inside.legs += elapsed
+                _inside.count += 1
 
     timed.__name__ = method_name
     return timed
@@ -38,15 +40,19 @@ def _timed_leg(method_name: str, leg: str):
 
 def _timed_fusion(method_name: str):
     def timed(self, *args, **kwargs):
-        outer = getattr(_inside, "legs", None)
-        _inside.legs = 0.0
+        outer = getattr(_inside, "legs", None), getattr(_inside, "count", 0)
+        _inside.legs, _inside.count = 0.0, 0
         started = time.perf_counter()
         try:
             return getattr(super(type(self), self), method_name)(*args, **kwargs)
         finally:
             total = time.perf_counter() - started
-            SEARCH_LEG_SECONDS.labels(leg="fusion").observe(max(0.0, total - _inside.legs))
-            _inside.legs = outer if outer is None else outer + total
+            # Both legs, or none (a native hybrid that cannot be split): the rest is fusion.
+            if _inside.count != 1:
+                SEARCH_LEG_SECONDS.labels(leg="fusion").observe(max(0.0, total - _inside.legs))
+            legs, count = outer
+            _inside.legs = legs if legs is None else legs + total
+            _inside.count = count
 
     timed.__name__ = method_name
     return timed
