@@ -76,8 +76,12 @@ def index_reembed_start(*, model_spec: str, switch_when_done: bool = False, enqu
 
 
 def index_reembed_cancel(*, run: ReembedRun) -> ReembedRun:
-    """Ask a queued or running re-embed to stop; it discards its half-built generation."""
-    ReembedRun.objects.filter(pk=run.pk, status__in=ReembedRun.ACTIVE).update(cancel_requested=True)
+    """Ask a queued or running re-embed to stop; it discards its half-built generation. A queued one
+    (nothing built yet) is cancelled at once, so it never blocks the next re-embed."""
+    ReembedRun.objects.filter(pk=run.pk, status=ReembedRun.Status.QUEUED).update(
+        cancel_requested=True, status=ReembedRun.Status.CANCELLED, finished_at=timezone.now()
+    )
+    ReembedRun.objects.filter(pk=run.pk, status=ReembedRun.Status.RUNNING).update(cancel_requested=True)
     run.refresh_from_db()
     return run
 

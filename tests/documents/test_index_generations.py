@@ -188,6 +188,15 @@ def test_a_cancelled_reembed_discards_its_generation(share, index_backend, secon
     assert index_reembed_start(model_spec=str(second_model_dir), enqueue=False).status == ReembedRun.Status.QUEUED
 
 
+def test_a_queued_reembed_cancelled_never_runs(share, index_backend, second_model_dir):
+    started = index_reembed_start(model_spec=str(second_model_dir), enqueue=False)
+    assert run("cancel", str(started.pk)) == f"re-embed #{started.pk}: cancel requested\n"
+    finished = index_reembed_execute(run_id=started.pk)
+    assert (finished.status, finished.done, finished.generation) == (ReembedRun.Status.CANCELLED, 0, None)
+    assert [g.number for g in index_backend.generations()] == [1]
+    assert index_reembed_start(model_spec=str(second_model_dir), enqueue=False).status == ReembedRun.Status.QUEUED
+
+
 def test_a_bad_model_fails_the_run_and_one_runs_at_a_time(share, index_backend, tmp_path):
     started = index_reembed_start(model_spec=str(tmp_path / "no-such-model"), enqueue=False)
     with pytest.raises(ValueError, match="does not exist"):
