@@ -127,9 +127,9 @@ def source_sync(
         raise SourceDisabled(f"source {source.key} is disabled")
     index = index or get_index_backend()
     if encoder is None:
-        from embeddings.loading import get_encoder
+        from embeddings.loading import encoder_for
 
-        encoder = get_encoder()
+        encoder = encoder_for(index.serving_metadata())  # the serving generation's model
     with source_lock(source, wait_seconds=_LOCK_WAIT_SECONDS):
         source.refresh_from_db()  # as it is now that we hold it (a deletion may have waited before us)
         if not source.enabled:

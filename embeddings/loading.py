@@ -5,6 +5,11 @@ A spec is one of:
   * a path to a local sentence-transformers directory: used as is;
   * anything else: a Hugging Face hub id, handed to sentence-transformers unchanged (production
     deployments with network access load it the normal way).
+The index records which model built each generation (``IndexMetadata.model_id`` is the spec), so
+``encoder_for(metadata)`` finds the encoder for whichever generation serves: queries and writes
+always embed with the serving generation's model, even in a process configured with another one
+(during and after a model change, a re-embed or a rollback).
+
 Not Django models, although Django imports this module at start-up (embeddings is an app): so it
 imports nothing heavy (torch, transformers) and reads settings only inside `get_encoder`.
 """
@@ -22,6 +27,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from embeddings.encoder import Encoder
+    from kbsearch.index.base import IndexMetadata
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +115,15 @@ def get_encoder() -> Encoder:
     """
     from django.conf import settings
 
+    return encoder_for_spec(getattr(settings, "KBSEARCH_EMBEDDING_MODEL", None) or DEFAULT_MODEL_SPEC)
+
+
+def encoder_for_spec(spec: str) -> Encoder:
+    """The process-wide Encoder for model ``spec`` (loaded once per spec and settings)."""
+    from django.conf import settings
+
     from embeddings.encoder import Encoder
 
-    spec = getattr(settings, "KBSEARCH_EMBEDDING_MODEL", None) or DEFAULT_MODEL_SPEC
     cache_dir = Path(getattr(settings, "KBSEARCH_MODEL_CACHE_DIR", None) or DEFAULT_CACHE_DIR)
     batch_size = int(getattr(settings, "KBSEARCH_EMBED_BATCH_SIZE", None) or DEFAULT_BATCH_SIZE)
     precision = getattr(settings, "KBSEARCH_EMBED_PRECISION", None) or "float32"
@@ -124,6 +136,40 @@ def get_encoder() -> Encoder:
             path = resolve_model(spec, cache_dir=cache_dir)
             _encoders[key] = Encoder(path, model_id=spec, batch_size=batch_size, precision=precision)
         return _encoders[key]
+
+
+def encoder_for(metadata: IndexMetadata | None) -> Encoder:
+    """The encoder whose vectors match a generation built with ``metadata`` (None: no index yet,
+    so the configured model, which will build it).
+
+    The configured encoder when it matches (no second model loaded); else the model the metadata
+    names, loaded by its spec. Raises ``IndexMismatch`` when that model cannot be loaded or its
+    weights are not the ones that built the generation (a fine-tuned model replaced in place):
+    vectors of another model would rank garbage, so nothing is searched or written with them.
+    """
+    from kbsearch.index.base import IndexMismatch
+
+    configured = get_encoder()
+    if metadata is None or _metadata_of(configured) == metadata:
+        return configured
+    try:
+        encoder = encoder_for_spec(metadata.model_id)
+    except (ModelSpecError, OSError, ValueError) as error:
+        raise IndexMismatch(
+            f"the serving generation was built by model {metadata.model_id!r}, which cannot be loaded here: {error}"
+        ) from error
+    differences = encoder.index_metadata.mismatches(metadata)
+    if differences:
+        raise IndexMismatch(
+            f"model {metadata.model_id!r} as loaded here is not the one that built the serving generation "
+            f"({'; '.join(differences)}); re-embed with it or switch generations"
+        )
+    return encoder
+
+
+def _metadata_of(encoder) -> IndexMetadata | None:
+    # Test doubles without metadata never match another model's generation.
+    return getattr(encoder, "index_metadata", None)
 
 
 def clear_encoder_cache() -> None:

@@ -69,13 +69,13 @@ def tiny_vocabulary() -> list[tuple[str, float]]:
     return [(BOS, 0.0), (PAD, 0.0), (EOS, 0.0), (UNK, 0.0)] + scored + [(MASK, 0.0)]
 
 
-def tiny_config(vocab_size: int) -> BertConfig:
+def tiny_config(vocab_size: int, hidden_size: int = TINY_HIDDEN_SIZE) -> BertConfig:
     return BertConfig(
         vocab_size=vocab_size,
-        hidden_size=TINY_HIDDEN_SIZE,
+        hidden_size=hidden_size,
         num_hidden_layers=2,
         num_attention_heads=4,
-        intermediate_size=4 * TINY_HIDDEN_SIZE,
+        intermediate_size=4 * hidden_size,
         max_position_embeddings=TINY_MAX_POSITIONS,
         type_vocab_size=2,
         pad_token_id=1,
@@ -100,18 +100,21 @@ def tiny_state_dict(config: BertConfig, seed: int = TINY_SEED) -> dict[str, torc
     return state
 
 
-def build_tiny_model_dir(target_dir: Path) -> Path:
-    """Build the tiny model into `target_dir` (replacing it if present) and return the path."""
+def build_tiny_model_dir(target_dir: Path, *, seed: int = TINY_SEED, hidden_size: int = TINY_HIDDEN_SIZE) -> Path:
+    """Build the tiny model into `target_dir` (replacing it if present) and return the path.
+
+    Another ``seed`` or ``hidden_size`` gives a second model (other weights, or another dimension)
+    for tests of model changes."""
     vocabulary = tiny_vocabulary()
     unk_id = [piece for piece, _ in vocabulary].index(UNK)
     tokenizer = build_unigram_tokenizer(vocabulary, normalizers.NFKC(), unk_id=unk_id, max_length=TINY_MAX_POSITIONS)
-    config = tiny_config(len(vocabulary))
+    config = tiny_config(len(vocabulary), hidden_size)
     return write_sentence_transformer_dir(
         Path(target_dir),
         config=config,
-        state_dict=tiny_state_dict(config),
+        state_dict=tiny_state_dict(config, seed),
         tokenizer=tokenizer,
         max_seq_length=TINY_MAX_POSITIONS,
         prompts={"query": E5_PROMPTS["query"], "document": E5_PROMPTS["passage"]},
-        build_info={"model": "kbsearch-tiny", "seed": TINY_SEED},
+        build_info={"model": "kbsearch-tiny", "seed": seed, "hidden_size": hidden_size},
     )

@@ -21,6 +21,8 @@ INDEX_REPLAY_INTERVAL_SECONDS = 300.0
 # Directories: an incremental sync this often (a full one when a directory's full_sync_interval has
 # passed), so a membership removed in the directory stops granting access within minutes.
 DIRECTORY_SYNC_INTERVAL_SECONDS = 300.0
+# The consistency check (database against index, with repair) once a day.
+INDEX_CHECK_INTERVAL_SECONDS = 24 * 3600.0
 # Audit events past KBSEARCH_AUDIT_RETENTION_DAYS are deleted once a day.
 AUDIT_PRUNE_INTERVAL_SECONDS = 24 * 3600.0
 
@@ -36,6 +38,11 @@ def _schedule_periodic_tasks(sender, **_kwargs) -> None:
         DIRECTORY_SYNC_INTERVAL_SECONDS,
         sender.signature("access.tasks.directories_sync_due_task"),
         name="sync directories",
+    )
+    sender.add_periodic_task(
+        INDEX_CHECK_INTERVAL_SECONDS,
+        sender.signature("kbsearch.documents.tasks.index_check_task"),
+        name="check the index against the database",
     )
     sender.add_periodic_task(
         AUDIT_PRUNE_INTERVAL_SECONDS,

@@ -254,9 +254,11 @@ KBSEARCH_CREDENTIALS_KEY = os.environ.get("KBSEARCH_CREDENTIALS_KEY", "")
 CELERY_BROKER_URL = os.environ.get("KBSEARCH_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
-# Queues: "sync" runs connector and directory syncs (routed here). "embed" (bulk re-encoding) and "train" (the
-# relevance loop) are reserved for tasks that do not exist yet: route them here when they do.
+# Queues: "sync" runs connector and directory syncs (routed here). "embed" runs re-embeds into a new index
+# generation (hours of encoding that must not hold up syncs). "train" (the relevance loop) is reserved for tasks
+# that do not exist yet: route them here when they do. Exact names are matched before the patterns.
 CELERY_TASK_ROUTES = {
+    "kbsearch.documents.tasks.index_reembed_task": {"queue": "embed"},
     "connectors.tasks.*": {"queue": "sync"},
     "access.tasks.*": {"queue": "sync"},
     "kbsearch.documents.tasks.*": {"queue": "sync"},

@@ -38,6 +38,13 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def second_model_dir(tmp_path_factory):
+    """Another tiny model (other weights, 48 dimensions instead of 32): the "new model" of tests of
+    model changes. Addressed by its path, as an operator would give it."""
+    return build_tiny_model_dir(tmp_path_factory.mktemp("second-model"), seed=4242, hidden_size=48)
+
+
+@pytest.fixture(scope="session")
 def tiny_encoder(tiny_model_dir) -> Encoder:
     return Encoder(str(tiny_model_dir))
 

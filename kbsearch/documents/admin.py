@@ -139,3 +139,6 @@ class DocumentAdmin(ReadOnlyAdmin):
             '<a href="{}?document={}">Who can see this document?</a> · <a href="{}?document={}">Why can a user see it?</a>',
             who, obj.pk, why, obj.pk,
         )
+
+# The index generations page (re-embeds, switch, rollback, drop) registers itself there.
+from kbsearch.documents import admin_generations  # noqa: E402, F401

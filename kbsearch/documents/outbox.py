@@ -183,9 +183,9 @@ def _reconcile(document_ids: Sequence[int], index: BaseIndexBackend, encoder) ->
     if not stale:
         return encoder, set()
     if encoder is None:
-        from embeddings.loading import get_encoder
+        from embeddings.loading import encoder_for
 
-        encoder = get_encoder()
+        encoder = encoder_for(index.serving_metadata())  # the serving generation's model
     index.ensure_index(metadata=encoder.index_metadata)
     texts = [chunk.text for document in stale for chunk in chunks.get(document.pk, [])]
     vectors = encoder.encode_passages(texts) if texts else []

@@ -4,13 +4,21 @@ Every read of a single document for a user goes through ``access_document_by_id`
 fetch first and forget to check. A document the user may not see and a document that does not
 exist raise the same ``DocumentNotFound`` with the same message, so responses (404, never 403)
 do not reveal that a hidden document exists.
+
+``index_status`` reads the index's generations and the re-embeds, for operators (command, admin).
 """
+from dataclasses import dataclass
+
 from django.db.models import QuerySet
 from django.http import Http404
 
 from access.resolvers import principals_for
 from kbsearch.documents.ids import is_storable_id
-from kbsearch.documents.models import Document, DocumentAccess, Source
+from kbsearch.documents.models import Document, DocumentAccess, ReembedRun, Source
+from kbsearch.index.base import BaseIndexBackend, GenerationInfo
+from kbsearch.index.registry import get_index_backend
+
+_RECENT_RUNS = 10
 
 
 class DocumentNotFound(Http404):
@@ -65,3 +73,21 @@ def source_visible_list(*, user) -> QuerySet[Source]:
         return Source.objects.none()
     visible = DocumentAccess.objects.filter(principal__in=principals).values("document__source_id")
     return Source.objects.filter(pk__in=visible).order_by("key")
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    generations: list[GenerationInfo]
+    runs: list[ReembedRun]  # queued and running ones, then the latest finished ones
+
+    @property
+    def serving(self) -> GenerationInfo | None:
+        return next((generation for generation in self.generations if generation.serving), None)
+
+
+def index_status(*, index: BaseIndexBackend | None = None) -> IndexStatus:
+    """The generations kept (oldest first) and the re-embeds: every active one, the recent others."""
+    index = index or get_index_backend()
+    active = list(ReembedRun.objects.filter(status__in=ReembedRun.ACTIVE))
+    recent = list(ReembedRun.objects.exclude(status__in=ReembedRun.ACTIVE)[:_RECENT_RUNS])
+    return IndexStatus(generations=index.generations(), runs=active + recent)

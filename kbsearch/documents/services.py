@@ -245,12 +245,16 @@ def _flush(pending: list[_Prepared], source: Source, encoder, index: BaseIndexBa
 def documents_ingest(
     *, source: Source, items: Iterable[DocumentInput], encoder=None, index: BaseIndexBackend | None = None
 ) -> IngestReport:
-    """Bring the given documents of ``source`` up to date in the database and the index."""
-    if encoder is None:
-        from embeddings.loading import get_encoder
+    """Bring the given documents of ``source`` up to date in the database and the index.
 
-        encoder = get_encoder()
+    Without ``encoder``, chunks are embedded with the serving generation's model (``encoder_for``),
+    whichever model this process is configured with; ``ensure_index`` refuses any other.
+    """
     index = index or get_index_backend()
+    if encoder is None:
+        from embeddings.loading import encoder_for
+
+        encoder = encoder_for(index.serving_metadata())
     index.ensure_index(metadata=encoder.index_metadata)
     report = IngestReport()
     pending: list[_Prepared] = []

@@ -24,7 +24,8 @@ Contract v2 (issue 9; ``tests/index/contract`` is the suite every backend passes
 - Writes return ``BatchResult``s that name each failed item; ``update_access_many`` replaces many
   documents' access lists in one call (Weaviate has no update-by-filter).
 - Lifecycle: ``generations`` lists them, ``generation_create`` starts one (for a new model, with its
-  own metadata), ``generation_switch`` makes one serve (atomically, every process), ``generation_drop``
+  own metadata; the build either switches to it or ``keep``s it for a later switch),
+  ``generation_switch`` makes one serve (atomically, every process), ``generation_drop``
   removes one that does not serve.
 - Principals match exactly: ``group:hr`` never matches ``user:hr`` (a backend that tokenizes must
   index principals as whole values).
@@ -206,6 +207,15 @@ class BaseIndexBuild:
         """Replay the writes made since the build began, then make the new generation current for
         every process, atomically. The replaced generation is kept for a rollback (how many older
         ones stay until dropped is the backend's policy)."""
+        raise NotImplementedError
+
+    def keep(self, *, chunks_for_documents: ChunksForDocuments) -> IndexGeneration:
+        """Finish the build without serving it: the generation is kept (complete, listed by
+        ``generations``) and a later ``generation_switch`` makes it serve, catching it up first with
+        the writes made since (``chunks_for_documents`` embedding with this build's model).
+
+        For re-embedding in the background and switching when the operator decides. The writes
+        logged so far are replayed here already, so that switch has little left to do."""
         raise NotImplementedError
 
     def abort(self) -> None:

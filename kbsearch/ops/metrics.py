@@ -1,6 +1,6 @@
 """Prometheus metrics (prometheus-client): what is measured, and the exposition ``/metrics`` serves.
 
-prometheus-client directly rather than django-prometheus: kbsearch needs four families with labels
+prometheus-client directly rather than django-prometheus: kbsearch needs a few families with labels
 it chooses (route names, search legs, sync statuses, queue names), and django-prometheus would add
 dozens of per-model and per-middleware families, patch the database and cache backends, and still
 need prometheus-client's multiprocess mode under gunicorn. One library, set up here, is less to trust.
@@ -43,6 +43,13 @@ SEARCH_LEG_SECONDS = Histogram(
 )
 SYNC_RUNS = Counter("kbsearch_sync_runs", "Connector sync runs that ended, by final status.", ["status"])
 
+INDEX_DRIFT = Counter(
+    "kbsearch_index_drift_documents",
+    "Documents the consistency check found out of step with the database, by kind (missing, extra, "
+    "chunks, access).",
+    ["kind"],
+)
+
 SEARCH_LEGS = ("encode", "bm25", "vector", "fusion", "recheck")
 
 
@@ -59,6 +66,12 @@ def search_leg(leg: str) -> Iterator[None]:
 def sync_run_finished(*, status: str) -> None:
     """Count one sync run that ended with ``status`` (succeeded, partial, failed, cancelled)."""
     SYNC_RUNS.labels(status=status).inc()
+
+
+def index_drift_found(*, kind: str, count: int) -> None:
+    """Count ``count`` documents of drift ``kind`` found by one consistency check."""
+    if count:
+        INDEX_DRIFT.labels(kind=kind).inc(count)
 
 
 def multiprocess_mode() -> bool:

@@ -1,5 +1,6 @@
-"""Searching as a user: principals from the user, the query vector from the encoder, documents
-from the database. Ranking itself is ``kbsearch.index.ranking``."""
+"""Searching as a user: principals from the user, the query vector from the serving generation's
+model (``embeddings.loading.encoder_for``), documents from the database. Ranking itself is
+``kbsearch.index.ranking``."""
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,12 +10,15 @@ from django.conf import settings
 from access.resolvers import principals_for
 from kbsearch.documents.models import Chunk, Document
 from kbsearch.documents.selectors import document_visible_ids
-from kbsearch.index.base import SearchFilters
+from kbsearch.index.base import BaseIndexBackend, IndexBackendError, SearchFilters
 from kbsearch.index.ranking import Mode, rank_documents
 from kbsearch.index.registry import get_index_backend
 from kbsearch.ops.index_timing import legs_timed
 from kbsearch.ops.metrics import search_leg
 from kbsearch.text.query import clean_query
+
+# Searches that straddle a switch to another model's generation are run again, at most this often.
+_SWITCH_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -61,23 +65,10 @@ def search_run(
         languages=languages,
         updated_after=updated_after,
     )
-    vector = None
-    if mode != "bm25" and filters.principals:
-        if encoder is None:
-            from embeddings.loading import get_encoder
-
-            encoder = get_encoder()
-        with search_leg("encode"):
-            vector = encoder.encode_queries([text])[0]
-    page = rank_documents(
-        index=legs_timed(get_index_backend()),  # records the bm25, vector and fusion legs
-        query=text,
-        query_vector=vector,
-        filters=filters,
-        mode=mode,
-        alpha=settings.KBSEARCH_HYBRID_ALPHA if alpha is None else alpha,
-        limit=limit,
-        offset=offset,
+    index = get_index_backend()
+    page = _ranked_page(
+        index=index, text=text, filters=filters, mode=mode, encoder=encoder,
+        alpha=settings.KBSEARCH_HYBRID_ALPHA if alpha is None else alpha, limit=limit, offset=offset,
     )
     with search_leg("recheck"):
         chunks = Chunk.objects.select_related("document__source").in_bulk([hit.chunk_id for hit in page.hits])
@@ -105,6 +96,39 @@ def search_run(
             1 for hit in page.pool if hit.document_id in visible and (mode == "bm25" or hit.bm25_score is not None)
         ),
     )
+
+
+def _ranked_page(*, index: BaseIndexBackend, text: str, filters: SearchFilters, mode: Mode, encoder, alpha: float,
+                 limit: int, offset: int):
+    """Rank with the query encoded by the serving generation's model (``encoder_for``).
+
+    A switch to another model's generation between encoding and ranking would pair a vector of
+    one model with the vectors of another (garbage, or a dimension error): the serving metadata is
+    read again afterwards, and a search that straddled a switch is run once more.
+    """
+    for attempt in range(_SWITCH_RETRIES):
+        metadata = index.serving_metadata() if encoder is None else None
+        vector = None
+        if mode != "bm25" and filters.principals:
+            query_encoder = encoder
+            if query_encoder is None:
+                from embeddings.loading import encoder_for
+
+                query_encoder = encoder_for(metadata)
+            with search_leg("encode"):
+                vector = query_encoder.encode_queries([text])[0]
+        try:
+            page = rank_documents(
+                index=legs_timed(index),  # records the bm25, vector and fusion legs
+                query=text, query_vector=vector, filters=filters, mode=mode, alpha=alpha, limit=limit, offset=offset,
+            )
+        except (IndexBackendError, ValueError):
+            if encoder is not None or attempt == _SWITCH_RETRIES - 1 or index.serving_metadata() == metadata:
+                raise
+            continue
+        if encoder is not None or vector is None or index.serving_metadata() == metadata:
+            return page
+    raise IndexBackendError("the serving generation kept switching models during a search")
 
 
 def _facets(document_ids: list[int]) -> dict[str, dict[str, int]]:

@@ -15,6 +15,12 @@ kept generation stopped receiving writes when it stopped serving, so the documen
 serving generation since it began to serve (its ``serving_since`` seq) are re-read into the target
 first. Without a way to re-read them the switch refuses rather than serve a stale index.
 
+A build may also be ``keep``-ed rather than switched to (a re-embed the operator switches to
+later): it replays what it can without blocking anyone, records in its own file the live
+generation's seq it is caught up to (``_KEPT_MARK``), and joins the pointer's kept set. The later
+switch starts its catch-up from that mark while the same generation still serves, since every
+write that generation took after the mark (served, or replayed into it) is one the kept one missed.
+
 Generations kept: the new one, the one it replaced, and the most recent others up to ``keep``;
 older ones, and files of builds that died before switching, are removed. A process still reading a
 removed file notices the pointer moved at its next search.
@@ -35,6 +41,8 @@ from kbsearch.index.embedded.generations import FIRST_GENERATION, GenerationFile
 from kbsearch.index.embedded.serving import segment_prepare
 from kbsearch.index.embedded.store import IndexStore, check_vectors, split_valid
 
+# Meta key of a kept (never switched to) build: "<live generation>:<its seq caught up to>".
+_KEPT_MARK = "caught_up_with"
 # Passes re-reading changed documents before the one under the write lock; each pass only sees
 # what was written during the previous one, so the locked pass is short.
 _UNLOCKED_CATCH_UP_PASSES = 3
@@ -140,6 +148,21 @@ class EmbeddedIndexBuild(BaseIndexBuild):
             self._resources.close()
         return generation
 
+    def keep(self, *, chunks_for_documents: ChunksForDocuments) -> IndexGeneration:
+        if self._finished:
+            raise IndexBackendError(f"build of generation {self.number} already finished")
+        catch_up = _CatchUp(self._files, self._live, self._live_number, self._new, self.number, self._start_seq, set())
+        for _ in range(_UNLOCKED_CATCH_UP_PASSES):
+            if not catch_up._replay(chunks_for_documents, self.dimension):
+                break
+        _set_kept_mark(self._new, f"{self._live_number}:{catch_up.replayed_seq}")
+        pointer = self._files.read()  # unchanged while we hold the build lock
+        self._files.point_at(pointer.generation, previous=pointer.previous, kept=set(pointer.kept) | {self.number})
+        self._finished = True
+        generation = IndexGeneration(number=self.number, chunk_count=self._new.chunk_count())
+        self._resources.close()
+        return generation
+
     def abort(self) -> None:
         if self._switched or self._finished:
             return
@@ -169,7 +192,27 @@ def switch_to_kept(files: GenerationFiles, number: int, *, chunks_for_documents:
             # A generation switched to by an older version of this code has no mark: then every
             # document in its change log is re-read (slow but complete).
             since = live.serving_since() or 0
+            mark = _kept_mark(target)
+            if mark is not None and mark[0] == pointer.generation:
+                since = mark[1]  # a kept build, never served: caught up to there with this live one
             _CatchUp(files, live, pointer.generation, target, number, since, set(pointer.kept)).switch(
                 chunks_for_documents, dimension
             )
+            _set_kept_mark(target, None)  # it has served now: later switches start from serving_since
             return target.chunk_count()
+
+
+def _kept_mark(store: IndexStore) -> tuple[int, int] | None:
+    value = store._meta().get(_KEPT_MARK)
+    if not value:
+        return None
+    live, seq = value.split(":")
+    return int(live), int(seq)
+
+
+def _set_kept_mark(store: IndexStore, value: str | None) -> None:
+    # Through the store's own write path (one transaction); a plain meta row, not a change.
+    if value is None:
+        store._write([("DELETE FROM meta WHERE key = ?", (_KEPT_MARK,))])
+    else:
+        store._write([("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (_KEPT_MARK, value))])

@@ -208,6 +208,23 @@ class WeaviateIndexBuild(BaseIndexBuild):
         self._finished = True
         return IndexGeneration(number=self.number, chunk_count=self.catalog.chunk_count(self.number))
 
+    def keep(self, *, chunks_for_documents: ChunksForDocuments) -> IndexGeneration:
+        """Replay what was logged so far, then mark the generation ``ready`` without moving the
+        alias: writers keep logging for it (as for every generation that does not serve), and
+        ``generation_switch`` replays the rest. The log is kept for that."""
+        if self._finished:
+            raise IndexBackendError(f"build of generation {self.number} already finished")
+        replayed: set[int] = set()
+        for _ in range(MAX_REPLAY_PASSES):
+            fresh = self.catalog.logged_documents(self.number) - replayed
+            if not fresh:
+                break
+            self._replay(sorted(fresh), chunks_for_documents)
+            replayed |= fresh
+        self.record = self.catalog.set_state(self.record, READY)
+        self._finished = True
+        return IndexGeneration(number=self.number, chunk_count=self.catalog.chunk_count(self.number))
+
     def _replay(self, document_ids: list[int], chunks_for_documents: ChunksForDocuments) -> None:
         for start in range(0, len(document_ids), LOG_PAGE):
             batch = document_ids[start:start + LOG_PAGE]

@@ -161,6 +161,41 @@ def test_writes_during_a_build_land_in_both_generations(storage, backend):
         assert reader.document_ids() == {1, 2, 4}, generation
 
 
+def test_a_kept_build_serves_only_after_a_switch_that_catches_it_up(storage, backend):
+    worker, reader = storage.open(), storage.open()
+    worker.ensure_index(metadata=meta())
+    before = [chunk(1, 1, "alpha", {"public"}), chunk(2, 2, "beta", {"public"})]
+    backend.upsert_chunks(before)
+    truth = Truth(before)
+    old = backend.current_generation()
+
+    build = backend.generation_create(metadata=V2)
+    for batch in truth.batches():
+        build.write(batch).raise_for_failures()
+    truth.set(3, [chunk(3, 3, "gamma", {"public"})])  # written while the build runs
+    worker.upsert_chunks(truth.by_document[3])
+    kept = build.keep(chunks_for_documents=truth.chunks_for_documents)
+
+    assert [3] in truth.asked  # replayed by keep already
+    listed = {g.number: (g.serving, g.metadata, g.chunk_count) for g in reader.generations()}
+    assert listed == {old: (True, meta(), 3), kept.number: (False, V2, 3)}
+    assert reader.serving_metadata() == meta() and reader.current_generation() == old
+    # Written after keep: the kept generation misses these until its switch.
+    truth.set(4, [chunk(4, 4, "delta", {"public"})])
+    worker.upsert_chunks(truth.by_document[4])
+    truth.set(1, [])
+    worker.delete_documents([1])
+    with pytest.raises(IndexBackendError):
+        reader.generation_switch(kept.number)  # would serve a stale generation
+
+    truth.asked.clear()
+    reader.generation_switch(kept.number, chunks_for_documents=truth.chunks_for_documents)
+    assert {1, 4} <= {document_id for asked in truth.asked for document_id in asked}
+    assert backend.serving_metadata() == V2
+    assert found(backend, "delta") == [4] and found(backend, "gamma") == [3] and found(backend, "alpha") == []
+    assert backend.document_ids() == {2, 3, 4}
+
+
 def test_a_failed_build_leaves_the_serving_generation_and_frees_the_next(storage, backend):
     backend.upsert_chunks([chunk(1, 1, "alpha", {"public"})])
     before = backend.generations()
