@@ -1,4 +1,8 @@
-"""Whether a directory sync run recorded as ``running`` is really running: a lock per live run.
+"""Whether a run recorded as ``running`` is really running: a lock per live run.
+
+Used by directory syncs (kind ``directory``) and by re-embeds of the index (kind ``reembed``,
+``kbsearch.documents.generations``); each kind has its own lock names, so run ids never collide.
+
 
 A sync holds a lock named after its run for as long as it runs. The lock belongs to the process
 (PostgreSQL drops a session's advisory locks when its connection closes; the kernel drops a dead
@@ -22,29 +26,29 @@ from django.db import connection
 
 # The first key of PostgreSQL's two-key advisory locks, "kbd\0" (the documents' source locks use
 # "kbs\0"): the two never collide, nor with other users of advisory locks in the database.
-_NAMESPACE = 0x6B626400
+_NAMESPACES = {"directory": 0x6B626400, "reembed": 0x6B627200}
 
 Release = Callable[[], None]
 
 
-def run_lock_try(run_id: int) -> Release | None:
+def run_lock_try(run_id: int, *, kind: str = "directory") -> Release | None:
     """Take the lock of run ``run_id``; its release, or None when a live process holds it."""
     if connection.vendor == "postgresql":
-        return _advisory_try(run_id)
-    return _flock_try(run_id)
+        return _advisory_try(_NAMESPACES[kind], run_id)
+    return _flock_try(kind, run_id)
 
 
-def run_is_alive(run_id: int) -> bool:
+def run_is_alive(run_id: int, *, kind: str = "directory") -> bool:
     """Whether a process still holds run ``run_id``'s lock (taking it to look, then letting go)."""
-    release = run_lock_try(run_id)
+    release = run_lock_try(run_id, kind=kind)
     if release is None:
         return True
     release()
     return False
 
 
-def _advisory_try(run_id: int) -> Release | None:
-    key = (_NAMESPACE, run_id & 0x7FFFFFFF)
+def _advisory_try(namespace: int, run_id: int) -> Release | None:
+    key = (namespace, run_id & 0x7FFFFFFF)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
         taken = cursor.fetchone()[0]
@@ -58,13 +62,13 @@ def _advisory_try(run_id: int) -> Release | None:
     return release
 
 
-def _flock_try(run_id: int) -> Release | None:
+def _flock_try(kind: str, run_id: int) -> Release | None:
     # Beside the database file: every process writing that database sees the same lock files.
     database = str(connection.settings_dict.get("NAME") or "")
     in_memory = not database or database.startswith(("file:", ":memory:"))
     folder = (Path(tempfile.gettempdir()) if in_memory else Path(database).resolve().parent) / "locks"
     folder.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(folder / f"directory-run-{run_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    descriptor = os.open(folder / f"{kind}-run-{run_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -73,7 +77,7 @@ def _flock_try(run_id: int) -> Release | None:
 
     def release() -> None:
         # Only the run's process, or a caller that found it dead, gets here: nobody needs the file again.
-        (folder / f"directory-run-{run_id}.lock").unlink(missing_ok=True)
+        (folder / f"{kind}-run-{run_id}.lock").unlink(missing_ok=True)
         fcntl.flock(descriptor, fcntl.LOCK_UN)
         os.close(descriptor)
 

@@ -12,6 +12,10 @@ searches and taking writes. Writes made meanwhile are replayed into the new gene
 ``chunks_for_documents`` with the NEW model's encoder, so ingest during a re-embed lands in both.
 At the end the build either switches (``switch_when_done``) or is kept for ``index switch N``.
 
+The process executing a re-embed holds a lock named after its run (``access.liveness``), which
+dies with the process: a run still ``running`` whose lock is free was left by a worker that died,
+and is failed when the next re-embed is asked for, so it never blocks re-embeds for good.
+
 Every switch, a rollback included, is the backend's atomic switch, after catching the target up
 with the writes it missed, embedded with the target's own model (resolved from its metadata). The
 target's model is loaded before anything moves: a generation whose model this process cannot load
@@ -23,6 +27,7 @@ from collections.abc import Callable
 from django.db import transaction
 from django.utils import timezone
 
+from access.liveness import run_is_alive, run_lock_try
 from kbsearch.documents.indexing import stored_index_batches, stored_index_chunks
 from kbsearch.documents.models import Chunk, ReembedRun
 from kbsearch.index.base import BaseIndexBackend, GenerationInfo, IndexBackendError, IndexMetadata
@@ -31,6 +36,7 @@ from kbsearch.index.registry import get_index_backend
 logger = logging.getLogger(__name__)
 
 REEMBED_BATCH_SIZE = 256
+ABANDONED = "abandoned: the process running this re-embed stopped before it finished"
 
 
 class ReembedBusy(Exception):
@@ -64,6 +70,10 @@ def index_reembed_start(*, model_spec: str, switch_when_done: bool = False, enqu
     with transaction.atomic():
         # Lock the active rows so two requests cannot both see none.
         active = list(ReembedRun.objects.select_for_update().filter(status__in=ReembedRun.ACTIVE))
+        for abandoned in [run for run in active if run.status == ReembedRun.Status.RUNNING
+                          and not run_is_alive(run.pk, kind="reembed")]:
+            _abandoned_discard(abandoned)
+            active.remove(abandoned)
         if active:
             raise ReembedBusy(f"re-embed #{active[0].pk} ({active[0].model_spec}) is {active[0].status}; "
                               "wait for it or cancel it")
@@ -96,6 +106,16 @@ def index_reembed_execute(
     is called after every batch (the command's progress bar).
     """
     index = index or get_index_backend()
+    release = run_lock_try(run_id, kind="reembed")  # held while this process runs it (liveness)
+    if release is None:
+        return ReembedRun.objects.get(pk=run_id)  # another live process has it
+    try:
+        return _execute(run_id, index, encoder, batch_size, on_progress)
+    finally:
+        release()
+
+
+def _execute(run_id: int, index, encoder, batch_size: int, on_progress) -> ReembedRun:
     claimed = ReembedRun.objects.filter(pk=run_id, status=ReembedRun.Status.QUEUED).update(
         status=ReembedRun.Status.RUNNING, started_at=timezone.now()
     )
@@ -142,6 +162,20 @@ def index_reembed_execute(
         raise
     run.refresh_from_db()
     return run
+
+
+def _abandoned_discard(run: ReembedRun) -> None:
+    """Fail a run whose worker died and drop the half-built generation it left, if any."""
+    _finish(run, ReembedRun.Status.FAILED, error=ABANDONED)
+    if run.generation is None:
+        return
+    index = get_index_backend()
+    if run.generation != index.current_generation():
+        try:
+            index.generation_drop(run.generation)
+        except IndexBackendError as error:  # already gone, or never listed: nothing to discard
+            logger.info("re-embed #%s left no generation %s to drop: %s", run.pk, run.generation, error)
+    logger.warning("re-embed #%s was abandoned by a worker that died; marked failed", run.pk)
 
 
 def _finish(run: ReembedRun, status: str, *, generation: int | None = None, error: str = "") -> None:
