@@ -45,9 +45,10 @@ COPY access/ access/
 COPY connectors/ connectors/
 COPY embeddings/ embeddings/
 COPY kbsearch/ kbsearch/
-# Bytecode now: at run time the root filesystem is read-only (and PYTHONDONTWRITEBYTECODE is set).
+# Bytecode of the app now (pip compiled the venv's): at run time the root filesystem is read-only
+# and PYTHONDONTWRITEBYTECODE is set.
 # Static files go to /app/static, outside the writable var directory.
-RUN python -m compileall -q /app /opt/venv \
+RUN python -m compileall -q /app \
     && KBSEARCH_VAR_DIR=/tmp/build-var KBSEARCH_STATIC_ROOT=/app/static \
         python manage.py collectstatic --noinput --verbosity 0 \
     && mkdir -p /app/models \

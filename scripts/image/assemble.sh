@@ -104,8 +104,12 @@ if [ ! -f "$BUILDER/.complete" ]; then
     apt_install "$BUILDER" $("${DOCKERFILE_PY[@]}" packages builder)
     # pip inside the chroot uses the host's configuration: the local torch CPU wheel (find-links)
     # and package indexes, instead of the Dockerfile's PyTorch CPU index that this machine cannot reach.
-    cat /etc/pip.conf "${HOME}/.config/pip/pip.conf" 2>/dev/null | awk '!/^\[global\]/ || !seen++' > "$BUILDER/etc/pip.conf"
+    # The host's CA bundle too: its package traffic may pass a proxy with a local certificate authority.
     mkdir -p "$BUILDER/build"
+    cp /etc/ssl/certs/ca-certificates.crt "$BUILDER/build/host-ca.crt"
+    cat /etc/pip.conf "${HOME}/.config/pip/pip.conf" 2>/dev/null | awk '!/^\[global\]/ || !seen++' \
+        | sed 's#^cert *=.*#cert = /build/host-ca.crt#' > "$BUILDER/etc/pip.conf"
+    grep -q '^cert' "$BUILDER/etc/pip.conf" || printf 'cert = /build/host-ca.crt\n' >> "$BUILDER/etc/pip.conf"
     cp "$REPO/requirements.txt" "$BUILDER/build/"
     in_chroot "$BUILDER" python3.11 -m venv /opt/venv
     in_chroot "$BUILDER" pip install -q --no-cache-dir --disable-pip-version-check torch==2.13.0
@@ -124,7 +128,7 @@ if [ ! -f "$BUILDER/.complete" ]; then
     # shellcheck disable=SC2046
     (cd "$REPO" && git ls-files -z -- $("${DOCKERFILE_PY[@]}" app-paths) | grep -zv '__pycache__\|\.pyc$' \
         | xargs -0 tar -cf - --) | tar -xf - -C "$BUILDER/app"
-    in_chroot "$BUILDER" sh -c 'cd /app && python -m compileall -q /app /opt/venv \
+    in_chroot "$BUILDER" sh -c 'cd /app && python -m compileall -q /app \
         && KBSEARCH_VAR_DIR=/tmp/build-var KBSEARCH_STATIC_ROOT=/app/static \
             python manage.py collectstatic --noinput --verbosity 0 \
         && mkdir -p /app/models \
@@ -162,16 +166,18 @@ CONFIG=$("${DOCKERFILE_PY[@]}" config)
 config_value() { python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)[sys.argv[1]]))' "$1" <<< "$CONFIG"; }
 CONTAINER=$("${BUILDAH[@]}" from scratch)
 MOUNTPOINT=$("${BUILDAH[@]}" mount "$CONTAINER")
-# tar keeps owners (uid 10001 on /app/var), modes and links exactly; the marker file stays out.
-tar -C "$FINAL" --numeric-owner --exclude=./.complete -cf - . | tar -C "$MOUNTPOINT" --numeric-owner -xpf -
+# tar keeps owners (uid 10001 on /app/var), modes and links exactly. Left out: the marker file, and
+# debootstrap's device nodes (/dev, /proc and /sys come from the runtime, as with any base image).
+tar -C "$FINAL" --numeric-owner --exclude=./.complete --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' -cf - . | tar -C "$MOUNTPOINT" --numeric-owner -xpf -
 "${BUILDAH[@]}" umount "$CONTAINER" >/dev/null
 args=()
 while IFS= read -r pair; do args+=(--env "$pair"); done < <(python3 -c \
     'import json,sys; [print(f"{k}={v}") for k, v in json.load(sys.stdin)["env"].items()]' <<< "$CONFIG")
 while IFS= read -r volume; do args+=(--volume "$volume"); done < <(python3 -c \
     'import json,sys; [print(v) for v in json.load(sys.stdin)["volumes"]]' <<< "$CONFIG")
+# EXPOSE 8000 means 8000/tcp to Docker; buildah keeps a bare number as written.
 while IFS= read -r port; do args+=(--port "$port"); done < <(python3 -c \
-    'import json,sys; [print(p) for p in json.load(sys.stdin)["ports"]]' <<< "$CONFIG")
+    'import json,sys; [print(p if "/" in p else p + "/tcp") for p in json.load(sys.stdin)["ports"]]' <<< "$CONFIG")
 entrypoint=$(config_value entrypoint)
 [ "$entrypoint" = null ] && entrypoint='[]'
 "${BUILDAH[@]}" config "${args[@]}" \
