@@ -35,8 +35,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY requirements.txt requirements.lock /build/
-# torch first and alone from the CPU index, then everything else with torch already satisfied.
-RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0 \
+# torch first and alone from the CPU index (its own dependencies come next, from PyPI, pinned by the
+# lock), then everything else with torch already satisfied.
+RUN pip install --index-url "${TORCH_INDEX_URL}" --no-deps torch==2.13.0 \
     && pip install --constraint /build/requirements.lock --requirement /build/requirements.txt \
     && pip uninstall --yes pip setuptools wheel
 WORKDIR /app

@@ -112,7 +112,7 @@ if [ ! -f "$BUILDER/.complete" ]; then
     grep -q '^cert' "$BUILDER/etc/pip.conf" || printf 'cert = /build/host-ca.crt\n' >> "$BUILDER/etc/pip.conf"
     cp "$REPO/requirements.txt" "$BUILDER/build/"
     in_chroot "$BUILDER" python3.11 -m venv /opt/venv
-    in_chroot "$BUILDER" pip install -q --no-cache-dir --disable-pip-version-check torch==2.13.0
+    in_chroot "$BUILDER" pip install -q --no-cache-dir --disable-pip-version-check --no-deps torch==2.13.0
     if [ -f "$REPO/requirements.lock" ]; then
         cp "$REPO/requirements.lock" "$BUILDER/build/"
         in_chroot "$BUILDER" pip install -q --no-cache-dir --disable-pip-version-check \

