@@ -3,6 +3,7 @@
     python3 scripts/image/check.py [--image kbsearch:dev] [--rootfs /work/image-build/rootfs]
 
 Compares, and exits non-zero on any difference:
+- build context: .dockerignore lets in exactly the paths the Dockerfile copies;
 - configuration: `buildah inspect` of the image against the Dockerfile's final stage (USER,
   WORKDIR, ENV, CMD, ENTRYPOINT, VOLUME, EXPOSE);
 - packages: the final stage's apt packages are installed in the root filesystem, and no build tool
@@ -81,6 +82,16 @@ def expected_app_files() -> set[str]:
              if not p.startswith("requirements")]
     files = run("git", "ls-files", "--", *paths, cwd=REPO).splitlines()
     return {f for f in files if "__pycache__" not in f and not f.endswith(".pyc")}
+
+
+def check_build_context(checker: Checker) -> None:
+    """.dockerignore is an allowlist: it must let in exactly what the Dockerfile copies."""
+    lines = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()]
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    copied = set(dockerfile.app_paths(dockerfile.stages(dockerfile.DOCKERFILE.read_text())["builder"]))
+    checker.true(".dockerignore admits exactly the Dockerfile's COPY sources", "*" in lines and allowed == copied,
+                 f"{len(copied)} paths" if allowed == copied else f"only ignored: {sorted(allowed - copied)}, "
+                 f"copied but ignored: {sorted(copied - allowed)}")
 
 
 def check_layout(checker: Checker, rootfs: Path) -> None:
@@ -164,6 +175,7 @@ def main() -> int:
     args = parser.parse_args()
     checker = Checker()
     check_config(checker, args.image)
+    check_build_context(checker)
     check_packages(checker, args.rootfs)
     check_layout(checker, args.rootfs)
     check_read_only(checker, args.rootfs)
