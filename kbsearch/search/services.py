@@ -82,7 +82,9 @@ def search_run(
     results = []
     for hit in page.hits:
         chunk = chunks.get(hit.chunk_id)
-        if chunk is None or hit.document_id not in visible:
+        # The chunk's own document is what is shown, so that is the one the re-check must have
+        # passed: an index entry naming another document than the database's is dropped.
+        if chunk is None or chunk.document_id != hit.document_id or hit.document_id not in visible:
             continue
         results.append(SearchResult(document=chunk.document, chunk=chunk, score=hit.score, rank=offset + len(results) + 1))
     return SearchResponse(

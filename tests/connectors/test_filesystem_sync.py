@@ -10,7 +10,9 @@ from connectors.base import ConnectorConfigError, ConnectorError
 from connectors.models import SyncRun
 from connectors.services import source_create, source_sync
 from kbsearch.documents.models import Chunk, Document, PendingIndexChange, Source
+from kbsearch.index.base import IndexChunk, SearchFilters
 from kbsearch.search.services import search_run
+from kbsearch.text.analysis import query_terms
 from tests.counting_encoder import CountingEncoder
 
 pytestmark = pytest.mark.django_db
@@ -213,6 +215,28 @@ def test_stale_index_access_can_hide_but_never_show_or_count(tree, users, encode
     assert salary.pk not in {r.document.pk for r in response.results}
     assert response.total == 0
     assert response.facets == {"source": {}, "language": {}}
+
+
+def test_an_index_entry_naming_another_document_never_shows_the_chunks_own_document(
+    tree, users, encoder, index_backend
+):
+    """The re-check is of the document shown: the chunk's own, not the one the index names."""
+    source = source_create(key="share", name="Share", connector="filesystem", config={"root": str(tree)})
+    sync(source, encoder)
+    salary = Document.objects.get(external_id="hr/salary.md")
+    welcome = Document.objects.get(external_id="welcome.md")
+    assert visible_titles(users["erin"], "salary bands", encoder) == set()
+    # A corrupt or stale index entry: salary's chunk filed under the public welcome document.
+    chunk = Chunk.objects.filter(document=salary).first()
+    index_backend.upsert_chunks([IndexChunk(
+        chunk_id=chunk.pk, document_id=welcome.pk, source_key="share", language=salary.language,
+        terms=list(query_terms("salary bands")), vector=encoder.encode_passages([chunk.text])[0],
+        principals=frozenset({"public"}),
+    )]).raise_for_failures()
+    assert chunk.pk in {hit.chunk_id for hit in index_backend.bm25_search(
+        terms=query_terms("salary bands"), filters=SearchFilters(principals=frozenset({"public"})), limit=10,
+    )}
+    assert visible_titles(users["erin"], "salary bands", encoder) == set()
 
 
 def test_failed_index_access_update_is_retried_by_the_next_sync(tree, users, encoder, index_backend, monkeypatch):
