@@ -11,6 +11,7 @@ with a native hybrid reports all of a hybrid call as fusion, since it cannot be 
 """
 import threading
 import time
+import weakref
 
 from kbsearch.ops.metrics import SEARCH_LEG_SECONDS
 
@@ -18,6 +19,9 @@ _LEG_METHODS = {"bm25_search": "bm25", "vector_search": "vector"}
 # The call that runs one leg or fuses both (contract v2).
 _FUSED_METHODS = ("search",)
 _twin_classes: dict[type, type] = {}
+# One twin per backend object, made at its first search rather than at every search. The twin
+# holds the original's ``__dict__``, not the original, so it never keeps a closed backend alive.
+_twins: "weakref.WeakKeyDictionary[object, object]" = weakref.WeakKeyDictionary()
 _twin_lock = threading.Lock()
 _inside = threading.local()  # seconds and count of the legs inside the current search call, per thread
 
@@ -72,6 +76,11 @@ def twin_class_of(backend_class: type) -> type:
 
 def legs_timed(index):
     """A twin of ``index`` that records each leg's time; state and behaviour are the original's."""
-    twin = object.__new__(twin_class_of(type(index)))
-    twin.__dict__ = index.__dict__
+    with _twin_lock:
+        twin = _twins.get(index)
+    if twin is None:
+        twin = object.__new__(twin_class_of(type(index)))
+        twin.__dict__ = index.__dict__
+        with _twin_lock:
+            _twins[index] = twin
     return twin

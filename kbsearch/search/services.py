@@ -108,10 +108,14 @@ def _ranked_page(*, index: BaseIndexBackend, text: str, filters: SearchFilters, 
     one model with the vectors of another (garbage, or a dimension error): the serving metadata is
     read again afterwards, and a search that straddled a switch is run once more.
     """
+    timed_index = legs_timed(index)  # records the bm25, vector and fusion legs
+    # Only a query vector depends on the serving generation's model: a keyword search, or one for
+    # a user who sees nothing, encodes nothing and need not read the metadata before or after.
+    encodes = mode != "bm25" and bool(filters.principals)
     for attempt in range(_SWITCH_RETRIES):
-        metadata = index.serving_metadata() if encoder is None else None
+        metadata = index.serving_metadata() if encoder is None and encodes else None
         vector = None
-        if mode != "bm25" and filters.principals:
+        if encodes:
             query_encoder = encoder
             if query_encoder is None:
                 from embeddings.loading import encoder_for
@@ -121,11 +125,12 @@ def _ranked_page(*, index: BaseIndexBackend, text: str, filters: SearchFilters, 
                 vector = query_encoder.encode_queries([text])[0]
         try:
             page = rank_documents(
-                index=legs_timed(index),  # records the bm25, vector and fusion legs
+                index=timed_index,
                 query=text, query_vector=vector, filters=filters, mode=mode, alpha=alpha, limit=limit, offset=offset,
             )
         except (IndexBackendError, ValueError):
-            if encoder is not None or attempt == _SWITCH_RETRIES - 1 or index.serving_metadata() == metadata:
+            if (encoder is not None or not encodes or attempt == _SWITCH_RETRIES - 1
+                    or index.serving_metadata() == metadata):
                 raise
             continue
         if encoder is not None or vector is None or index.serving_metadata() == metadata:

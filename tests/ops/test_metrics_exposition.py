@@ -6,6 +6,8 @@ import redis
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from kbsearch.index.registry import get_index_backend
+from kbsearch.ops.index_timing import legs_timed
 from kbsearch.ops.queues import QueueDepthCollector
 from kbsearch.search.services import search_run
 
@@ -71,6 +73,18 @@ def test_a_keyword_only_search_records_no_encoding_or_vector_leg(users, kb, metr
     assert {leg: after[leg] - before[leg] for leg in LEGS} == {
         "encode": 0.0, "bm25": 1.0, "vector": 0.0, "fusion": 0.0, "recheck": 1.0,
     }
+
+
+def test_searches_share_one_timing_twin_and_read_the_model_metadata_only_when_they_encode(users, kb, monkeypatch):
+    index = get_index_backend()
+    assert legs_timed(index) is legs_timed(index)
+    reads = []
+    serving_metadata = type(index).serving_metadata
+    monkeypatch.setattr(type(index), "serving_metadata", lambda self: reads.append(self) or serving_metadata(self))
+    assert search_run(user=users["alice"], query="vpn", mode="bm25").results
+    assert reads == []
+    assert search_run(user=users["alice"], query="vpn", mode="hybrid").results
+    assert len(reads) == 2  # the model to encode with, then whether a switch happened meanwhile
 
 
 def test_sync_runs_are_counted_by_status(db, add_source, metrics_allowed):

@@ -151,6 +151,9 @@ class IndexStore:
         with self._lock:
             self._conn.executescript(SCHEMA)
         self._store_id: str | None = None
+        # Recorded metadata never changes (``set_metadata`` refuses to), so once read it is kept:
+        # searches ask for it twice each (``serving_metadata``) and need not query SQLite for it.
+        self._metadata: IndexMetadata | None = None
 
     def store_id(self) -> str:
         """A random id given to this file when first opened: a segment (``segments.py``) written for
@@ -227,13 +230,16 @@ class IndexStore:
 
     def metadata(self) -> IndexMetadata | None:
         """What built this generation; None when it was written before metadata was recorded."""
+        if self._metadata is not None:
+            return self._metadata
         meta = self._meta()
         if "model_id" not in meta:
-            return None
-        return IndexMetadata(
+            return None  # not cached: another process may record it (``ensure_index``)
+        self._metadata = IndexMetadata(
             model_id=meta["model_id"], model_version=meta["model_version"],
             dimension=int(meta["dimension"]), analyzer_version=int(meta["analyzer_version"]),
         )
+        return self._metadata
 
     def created_at(self) -> datetime | None:
         value = self._meta().get("created_at")
