@@ -15,6 +15,12 @@ from tests.access.certificates import Authority, authority_create, server_certif
 from tests.access.directory_data import CORP, GROUPS, PEOPLE, TEST_LDIF
 
 PASSWORD_VARIABLE = "KBSEARCH_TEST_DIRECTORY_PASSWORD"
+# The OpenLDAP-shaped tree read three entries a page (fewer than it has of either kind), on the
+# plain server and on the TLS one alike.
+OPENLDAP_SHAPED = {
+    "kind": "openldap", "bind_dn": SERVICE_DN, "bind_password_env": PASSWORD_VARIABLE,
+    "user_base_dn": PEOPLE, "group_base_dn": GROUPS, "page_size": 3, "timeout_seconds": 5,
+}
 
 
 @pytest.fixture(scope="session")
@@ -24,12 +30,16 @@ def slapd_server(tmp_path_factory):
     server.stop()
 
 
+def _restored_after_the_test(server: Slapd):
+    yield server
+    if server.changed:
+        server.reload(TEST_LDIF)
+
+
 @pytest.fixture
 def slapd(slapd_server):
     """The running server, its tree as loaded; changes a test makes are undone after it."""
-    yield slapd_server
-    if slapd_server.changed:
-        slapd_server.reload(TEST_LDIF)
+    yield from _restored_after_the_test(slapd_server)
 
 
 @pytest.fixture
@@ -40,17 +50,7 @@ def directory_password(monkeypatch):
 @pytest.fixture
 def openldap(db, slapd, directory_password):
     """The OpenLDAP-shaped tree, read three entries a page (fewer than it has of either kind)."""
-    return directory_create(
-        key="corp-ldap",
-        kind="openldap",
-        server_urls=slapd.url,
-        bind_dn=SERVICE_DN,
-        bind_password_env=PASSWORD_VARIABLE,
-        user_base_dn=PEOPLE,
-        group_base_dn=GROUPS,
-        page_size=3,
-        timeout_seconds=5,
-    )
+    return directory_create(key="corp-ldap", server_urls=slapd.url, **OPENLDAP_SHAPED)
 
 
 @pytest.fixture
@@ -93,9 +93,8 @@ def tls_slapd_server(tmp_path_factory, tls_authority):
 
 @pytest.fixture
 def tls_slapd(tls_slapd_server):
-    yield tls_slapd_server
-    if tls_slapd_server.changed:
-        tls_slapd_server.reload(TEST_LDIF)
+    """The TLS server, restored after the test like ``slapd``."""
+    yield from _restored_after_the_test(tls_slapd_server)
 
 
 @pytest.fixture
@@ -104,17 +103,7 @@ def tls_openldap(db, tls_slapd, directory_password, tls_authority):
 
     def make(url: str, *, start_tls: bool = False, ca_file=tls_authority.certificate_file, key: str = "corp-tls"):
         return directory_create(
-            key=key,
-            kind="openldap",
-            server_urls=url,
-            start_tls=start_tls,
-            ca_file=str(ca_file or ""),
-            bind_dn=SERVICE_DN,
-            bind_password_env=PASSWORD_VARIABLE,
-            user_base_dn=PEOPLE,
-            group_base_dn=GROUPS,
-            page_size=3,
-            timeout_seconds=5,
+            key=key, server_urls=url, start_tls=start_tls, ca_file=str(ca_file or ""), **OPENLDAP_SHAPED
         )
 
     return make

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from access.audit import audit_events_prune
+from access.directory.client import DirectoryUnavailable
 from access.models import AuditEvent, Directory, DirectoryGroup, DirectorySyncRun, DirectoryUser
 from access.services import directory_sync
 from kbsearch.celery import app as celery_app
@@ -45,7 +46,7 @@ def test_a_failed_run_shows_its_error(openldap, admin_client):
     openldap.server_urls = "ldap://127.0.0.1:1"
     openldap.timeout_seconds = 1
     openldap.save()
-    with pytest.raises(Exception):  # noqa: B017 (the unavailable directory's own error type)
+    with pytest.raises(DirectoryUnavailable, match="^cannot bind to ldap://127.0.0.1:1: "):
         directory_sync(directory=openldap)
     page = admin_client.get("/admin/access/directory/").content.decode()
     assert "failed" in page and escape(DirectorySyncRun.objects.get().errors[0][:40]) in page

@@ -34,7 +34,7 @@ def _assert_gone(source_pk: int, kept: set[int], index) -> None:
     assert not SyncRun.objects.filter(source_id=source_pk).exists()
     assert set(Document.objects.values_list("pk", flat=True)) == kept
     assert set(Chunk.objects.values_list("document_id", flat=True)) == kept
-    assert set(DocumentAccess.objects.values_list("document_id", flat=True)) <= kept
+    assert set(DocumentAccess.objects.values_list("document_id", flat=True)) == kept
     assert index.document_ids() == kept
     assert not PendingIndexChange.objects.exists()
 

@@ -1,9 +1,10 @@
 """The fake Confluence's auth, Cloud/Data Center differences, injected faults, request log and scale."""
-import time
+import types
 
 import pytest
 import requests
 
+from tests.fakes import http as fake_http
 from tests.fakes.confluence import FakeConfluence
 from tests.fakes.spec_check import walk
 
@@ -117,15 +118,18 @@ def test_page_deleted_between_listing_and_fetch(site):
     assert site.open.id not in [c["id"] for c in session.get(f"{site.api_url}/content", params={"spaceKey": "ENG"}).json()["results"]]
 
 
-def test_slow_responses(site):
+def test_slow_responses(site, monkeypatch):
+    # The fake's own sleeps are recorded rather than slept: which requests wait, and how long, is
+    # exact; a wall-clock threshold would only measure the machine.
+    slept = []
+    monkeypatch.setattr(fake_http, "time", types.SimpleNamespace(monotonic=fake_http.time.monotonic, sleep=slept.append))
     site.faults.delay(r"/space$", 0.3, times=1)
     session = site.session()
-    started = time.monotonic()
-    session.get(f"{site.api_url}/space")
-    assert time.monotonic() - started >= 0.3
-    started = time.monotonic()
-    session.get(f"{site.api_url}/space")
-    assert time.monotonic() - started < 0.3
+    assert session.get(f"{site.api_url}/space").status_code == 200
+    assert slept == [0.3]
+    assert session.get(f"{site.api_url}/content").status_code == 200  # not matched: no wait
+    assert session.get(f"{site.api_url}/space").status_code == 200  # times=1 spent: no wait
+    assert slept == [0.3]
 
 
 # -- request log --------------------------------------------------------------------------------
@@ -152,17 +156,14 @@ def test_request_log_counts_calls_of_an_incremental_poll(site):
 
 
 # -- scale --------------------------------------------------------------------------------------
-def test_ten_thousand_pages_list_fast_with_restricted_subtrees(confluence_server):
+def test_ten_thousand_pages_list_whole_with_restricted_subtrees(confluence_server):
     fake = confluence_server
     space = fake.site.add_space("BIG")
-    started = time.monotonic()
+    # How fast this runs is bench/bench_confluence.py's question; here, that the listing is whole.
     populated = fake.populate(space, 10_000, n_blogposts=5)
-    assert time.monotonic() - started < 10
     reader = fake.add_user("reader", groups=("big-readers",))
     fake.site.grant_space(space, "big-readers")
-    started = time.monotonic()
     items, calls = walk(fake.session(), f"{fake.api_url}/content", {"spaceKey": "BIG", "limit": 100, "expand": "version"})
-    assert time.monotonic() - started < 30
     assert len({i["id"] for i in items}) == len(items) == 10_000 and calls == 100
     restricted_roots = {p.id for p in populated.restricted_roots}
     assert restricted_roots and "big-confidential" not in reader.groups

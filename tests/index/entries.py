@@ -31,3 +31,28 @@ def public(*extra):
 def meta(dimension: int = DIM, model: str = "test-model", version: str = "1") -> IndexMetadata:
     """Index metadata for vectors made here: ``model``/``version`` name a pretend embedding model."""
     return IndexMetadata(model_id=model, model_version=version, dimension=dimension, analyzer_version=ANALYZER_VERSION)
+
+
+class Truth:
+    """What the database holds, as index entries by document: the source a rebuild or a generation
+    build reads (``batches``) and a catch-up asks (``chunks_for_documents``, recorded in ``asked``)."""
+
+    def __init__(self, chunks=()):
+        self.by_document = {}
+        for entry in chunks:
+            self.by_document.setdefault(entry.document_id, []).append(entry)
+        self.asked: list[list[int]] = []
+
+    def set(self, document_id, chunks):
+        if chunks:
+            self.by_document[document_id] = list(chunks)
+        else:
+            self.by_document.pop(document_id, None)
+
+    def batches(self):
+        for document_id in sorted(self.by_document):
+            yield list(self.by_document[document_id])
+
+    def chunks_for_documents(self, document_ids):
+        self.asked.append(list(document_ids))
+        return [entry for document_id in document_ids for entry in self.by_document.get(document_id, [])]

@@ -12,35 +12,11 @@ import pytest
 from kbsearch.index.base import IndexBackendError, IndexMismatch
 from kbsearch.index.embedded import EmbeddedIndexBackend
 from kbsearch.index.embedded import store as store_module
-from tests.index.entries import DIM, chunk, meta, public, unit
+from tests.index.entries import DIM, Truth, chunk, meta, public, unit
 
 
 def ids(hits):
     return [hit.chunk_id for hit in hits]
-
-
-class Truth:
-    """What the database holds, as index entries by document; the rebuild's source."""
-
-    def __init__(self, chunks):
-        self.by_document = {}
-        for entry in chunks:
-            self.by_document.setdefault(entry.document_id, []).append(entry)
-        self.asked: list[list[int]] = []
-
-    def set(self, document_id, chunks):
-        if chunks:
-            self.by_document[document_id] = list(chunks)
-        else:
-            self.by_document.pop(document_id, None)
-
-    def batches(self):
-        for document_id in sorted(self.by_document):
-            yield list(self.by_document[document_id])
-
-    def chunks_for_documents(self, document_ids):
-        self.asked.append(list(document_ids))
-        return [entry for document_id in document_ids for entry in self.by_document.get(document_id, [])]
 
 
 @pytest.fixture

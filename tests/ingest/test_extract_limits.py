@@ -1,5 +1,6 @@
 """The limits every file read is held to: time (cooperative and hard stop), bytes, garbage text,
 and the configured defaults."""
+import functools
 import signal
 import threading
 import time
@@ -8,20 +9,51 @@ import pytest
 
 from kbsearch.ingest import extract
 from kbsearch.ingest.extract import ExtractionFailed, Reader, blocks_from_file
-from kbsearch.ingest.limits import ExtractionLimits, extraction_limits, extraction_limits_configure
+from kbsearch.ingest.limits import Deadline, ExtractionLimits, extraction_limits, extraction_limits_configure
 from kbsearch.ingest.parsers import Block
 
 TIME_LIMIT_REASON = r"^reading took longer than the 0.3 s limit \(KBSEARCH_EXTRACT_SECONDS\)$"
 
 
-def _checking_reader(data, limits, deadline):
-    while True:  # a reader that works in small steps and checks the deadline between them
-        time.sleep(0.02)
-        deadline.check()
+class SteppedClock:
+    """A clock that moves only when a reader takes a step, so the step the deadline stops is exact."""
+
+    STEP = 0.125  # exact in binary: 0.125, 0.25, 0.375 - the third step is the first past 0.3 s
+
+    def __init__(self):
+        self.now = 0.0
+        self.steps = 0
+
+    def __call__(self):
+        return self.now
+
+    def step(self):
+        self.steps += 1
+        self.now += self.STEP
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    clock = SteppedClock()
+    monkeypatch.setattr(extract, "Deadline", functools.partial(Deadline, clock=clock))
+    return clock
+
+
+def _checking_reader(clock):
+    def read(data, limits, deadline):
+        while True:  # a reader that works in small steps and checks the deadline between them
+            clock.step()
+            deadline.check()
+
+    return read
+
+
+_stuck_steps_finished = []
 
 
 def _stuck_reader(data, limits, deadline):
     time.sleep(5)  # one long step with no check, like a pathological PDF page
+    _stuck_steps_finished.append(True)
     return [Block("paragraph", "too late")]
 
 
@@ -30,33 +62,34 @@ def _crashing_reader(data, limits, deadline):
 
 
 @pytest.fixture
-def slow_readers(monkeypatch):
+def slow_readers(monkeypatch, clock):
+    _stuck_steps_finished.clear()
     readers = (
-        Reader((), (".checks",), _checking_reader),
+        Reader((), (".checks",), _checking_reader(clock)),
         Reader((), (".stuck",), _stuck_reader),
         Reader((), (".crash",), _crashing_reader),
     )
     monkeypatch.setattr(extract, "_readers", lambda: readers)
 
 
-def test_reader_that_checks_is_stopped_at_the_deadline(slow_readers):
-    started = time.monotonic()
+def test_reader_that_checks_is_stopped_at_the_deadline(slow_readers, clock):
     with pytest.raises(ExtractionFailed, match=TIME_LIMIT_REASON):
         blocks_from_file(b"x", filename="a.checks", limits=ExtractionLimits(seconds=0.3))
-    assert 0.3 <= time.monotonic() - started < 0.6
+    # Not before the deadline (0.25 s is within it), and by the first check after it - the check,
+    # not the signal timer: the stepped clock never reaches the timer's real 0.8 s in 3 steps.
+    assert clock.steps == 3
 
 
 def test_reader_stuck_inside_one_step_is_interrupted_on_the_main_thread(slow_readers):
     before = signal.getsignal(signal.SIGALRM)
-    started = time.monotonic()
     with pytest.raises(ExtractionFailed, match=TIME_LIMIT_REASON):
         blocks_from_file(b"x", filename="a.stuck", limits=ExtractionLimits(seconds=0.3))
-    assert time.monotonic() - started < 1.5
+    assert _stuck_steps_finished == []  # interrupted inside the step, not failed after it
     assert signal.getsignal(signal.SIGALRM) is before
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
-def test_off_the_main_thread_the_deadline_checks_still_apply(slow_readers):
+def test_off_the_main_thread_the_deadline_checks_still_apply(slow_readers, clock):
     outcome = []
 
     def run():
@@ -65,10 +98,11 @@ def test_off_the_main_thread_the_deadline_checks_still_apply(slow_readers):
         except ExtractionFailed as error:
             outcome.append(str(error))
 
-    worker = threading.Thread(target=run)
+    worker = threading.Thread(target=run, daemon=True)  # a broken check must not hang the run
     worker.start()
     worker.join(timeout=3)
     assert outcome == ["reading took longer than the 0.3 s limit (KBSEARCH_EXTRACT_SECONDS)"]
+    assert clock.steps == 3
 
 
 def test_reader_crashing_on_a_malformed_file_is_a_failure_not_a_crash(slow_readers):
@@ -80,11 +114,12 @@ def test_reader_crashing_on_a_malformed_file_is_a_failure_not_a_crash(slow_reade
 
 
 def test_fast_file_leaves_no_timer_behind():
+    before = signal.getsignal(signal.SIGALRM)
     assert blocks_from_file(b"Hello", filename="a.txt", limits=ExtractionLimits(seconds=0.3)) == [
         Block("paragraph", "Hello")
     ]
-    time.sleep(0.9)  # past the hard stop: a timer left running would raise here
-    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # no timer armed to fire later
+    assert signal.getsignal(signal.SIGALRM) is before
 
 
 def test_file_over_the_byte_limit_is_refused_before_reading():

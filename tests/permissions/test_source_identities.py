@@ -29,7 +29,12 @@ def mapped(kb, users, synced):
 
 def test_a_source_scoped_principal_is_explained_by_its_identity_and_the_chain(mapped, admin_client):
     access = admin_client.get("/admin/permissions/effective-access/", {"username": "alice"}).context["access"]
-    assert {TEAM, ALICE} <= set(access.principals)
+    # Exactly her directory chain (engineering in platform in staff), the same groups as the share
+    # names them, her own two names and public; an extra source identity here would be a leak.
+    assert set(access.principals) == {
+        "public", "user:alice", "group:engineering", "group:platform", "group:staff",
+        ALICE, TEAM, "source/share/group:platform", "source/share/group:staff",
+    }
     (team,) = access.reasons[TEAM]
     assert team.kind == "source_identity" and team.identity.principal == TEAM
     assert team.chain.names == ("platform", "engineering")

@@ -11,6 +11,7 @@ from cryptography.x509.oid import NameOID
 
 from connectors.models import SyncRun
 from connectors.services import source_create, source_sync
+from connectors.sharepoint.auth import SignInFailed
 from kbsearch.documents.credentials import source_credentials_set
 from kbsearch.documents.models import Document
 
@@ -54,7 +55,7 @@ def test_a_certificate_signs_in_and_a_foreign_one_is_refused(hr, credentials_key
     other_key, other_certificate = _key_and_certificate("someone-else")
     source_credentials_set(source=source, credentials={"private_key_pem": other_key, "certificate_pem": other_certificate})
     source.refresh_from_db()
-    with pytest.raises(Exception):  # noqa: B017 - the run must fail, however the refusal is worded
+    with pytest.raises(SignInFailed, match=r"^sign-in refused \(401 invalid_client\)"):
         source_sync(source=source, full=True, encoder=tiny_encoder, index=index_backend)
     failed = SyncRun.objects.filter(source=source).first()
     assert failed.status == SyncRun.Status.FAILED and other_key not in str(failed.errors)

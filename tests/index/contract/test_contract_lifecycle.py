@@ -4,7 +4,7 @@ for another process."""
 import pytest
 
 from kbsearch.index.base import IndexBackendError, IndexMismatch, SearchQuery
-from tests.index.entries import DIM, chunk, meta, public, unit
+from tests.index.entries import DIM, Truth, chunk, meta, public, unit
 
 V2 = meta(model="test-model", version="2")
 
@@ -15,30 +15,6 @@ def ids(hits):
 
 def found(index, word):
     return ids(index.bm25_search(terms=[word], filters=public(), limit=10))
-
-
-class Truth:
-    """What the database holds, as index entries by document: the source builds read."""
-
-    def __init__(self, chunks=()):
-        self.by_document = {}
-        for entry in chunks:
-            self.by_document.setdefault(entry.document_id, []).append(entry)
-        self.asked: list[list[int]] = []
-
-    def set(self, document_id, chunks):
-        if chunks:
-            self.by_document[document_id] = list(chunks)
-        else:
-            self.by_document.pop(document_id, None)
-
-    def batches(self):
-        for document_id in sorted(self.by_document):
-            yield list(self.by_document[document_id])
-
-    def chunks_for_documents(self, document_ids):
-        self.asked.append(list(document_ids))
-        return [entry for document_id in document_ids for entry in self.by_document.get(document_id, [])]
 
 
 def test_metadata_is_recorded_and_a_mismatch_refused_at_start(storage, backend):
