@@ -25,6 +25,7 @@ from access.admin_base import ReadOnlyAdmin
 from access.audit import directory_admin_change_record
 from access.directory.client import DirectoryConfigError, DirectoryUnavailable
 from access.explanations import directory_closure_without_chain, directory_entries_for, directory_group_chains
+from access.mapping import identities_remap_for_directory
 from access.models import AuditEvent, Directory, DirectoryGroup, DirectorySyncRun, DirectoryUser
 from access.resolvers import principals_for
 from access.services import SyncNotConfirmable, directory_sync_confirm
@@ -166,6 +167,10 @@ class DirectoryAdmin(admin.ModelAdmin):
         }
         if changes:
             directory_admin_change_record(directory=obj, actor=request.user.get_username(), action="changed", changes=changes)
+        if "enabled" in changes:
+            # As directory_create does: a mapping that matches in every enabled directory now
+            # matches in more or fewer; a key now found twice must turn ambiguous (nobody's) at once.
+            identities_remap_for_directory(directory=obj)
 
     def delete_model(self, request, obj) -> None:
         directory_admin_change_record(directory=obj, actor=request.user.get_username(), action="deleted")

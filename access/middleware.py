@@ -32,7 +32,8 @@ class TrustedProxyUserMiddleware(RemoteUserMiddleware):
 
     Off while the setting is empty (the default). A request carrying the header from any address
     not in ``KBSEARCH_TRUSTED_PROXY_ADDRESSES`` is served as if it had no header (a client can
-    send any header it likes; only the proxy's word counts) and the attempt is logged. From a
+    send any header it likes; only the proxy's word counts) and the attempt is logged; a session
+    the proxy started ends on any request that does not come through the proxy with the header. From a
     trusted address, Django's remote-user flow runs with ``DirectoryRemoteUserBackend``, which
     accepts only enabled directory users; a session it started ends when the header stops coming.
     """
@@ -53,8 +54,13 @@ class TrustedProxyUserMiddleware(RemoteUserMiddleware):
         address = request.META.get("REMOTE_ADDR")
         if proxy_address_trusted(address):
             self.process_request(request)
-        elif self.header in request.META:
+            return
+        if self.header in request.META:
             logger.warning(
                 "ignored the %s header from %s, which is not a trusted proxy address",
                 settings.KBSEARCH_TRUSTED_PROXY_HEADER, address,
             )
+        # Served as if the header were absent, so a session the proxy started ends here as it does
+        # when the proxy stops sending the header: its cookie must not work around the proxy.
+        if request.user.is_authenticated:
+            self._remove_invalid_user(request)  # only sessions of a RemoteUserBackend

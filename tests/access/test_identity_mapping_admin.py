@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
 
 import access.admin_identities  # noqa: F401  (registers the admin pages; access.admin imports it in production)
 from access.mapping import (
@@ -17,8 +18,10 @@ from access.mapping import (
 )
 from access.models import AuditEvent, Directory, DirectoryGroup, DirectoryUser, IdentityMapping, SourceIdentity
 from access.principals import InvalidPrincipal
+from access.selectors import directory_principals
 from kbsearch.documents.models import DocumentAccess, Source
 from kbsearch.documents.services import source_delete
+from tests.access.test_admin import form_data
 from tests.knowledge_base import source_from_files
 
 pytestmark = pytest.mark.django_db
@@ -178,3 +181,28 @@ def test_admin_saves_through_the_service_and_lists_identities(corp, tmp_path, ti
     client.post(reverse("admin:access_identitymapping_delete", args=[mapping.pk]), {"post": "yes"})
     assert not IdentityMapping.objects.exists()
     assert set(SourceIdentity.objects.values_list("status", flat=True)) == {"unmapped"}
+
+
+def test_switching_a_directory_on_or_off_in_the_admin_remaps_identities(corp, client):
+    # A second directory, off, with ann's email: on, the key is found twice and must map to nobody.
+    partner = Directory.objects.create(key="partner", kind="openldap", server_urls="ldap://unused", enabled=False,
+                                       user_base_dn="ou=people", group_base_dn="ou=groups")
+    DirectoryUser.objects.create(directory=partner, external_id="9", dn="uid=ann2,ou=people", dn_key="uid=ann2,ou=people",
+                                 username="ann2", username_key="ann2", email="ann@example.com")
+    Directory.objects.filter(pk=corp["directory"].pk).update(last_success_at=timezone.now())
+    identity_mapping_set(source_key="share", user_key="email", group_key="cn")
+    source_identities_record(source_key="share", principals=["source/share/user:ann@example.com"])
+    assert "source/share/user:ann@example.com" in directory_principals(username="ann")
+    client.force_login(User.objects.create_superuser("root", password="pw-root"))
+
+    def switch(enabled: bool) -> None:
+        partner.refresh_from_db()
+        response = client.post(reverse("admin:access_directory_change", args=[partner.pk]),
+                               form_data(partner, enabled=enabled))
+        assert response.status_code == 302, response.context["adminform"].form.errors
+
+    switch(True)
+    assert SourceIdentity.objects.get().status == "ambiguous"
+    assert "source/share/user:ann@example.com" not in directory_principals(username="ann")
+    switch(False)
+    assert (SourceIdentity.objects.get().status, SourceIdentity.objects.get().directory_user) == ("mapped", corp["ann"])

@@ -204,6 +204,20 @@ def test_the_proxy_header_from_another_address_is_ignored_and_logged(synced, pro
     assert any(ELSEWHERE in record.getMessage() for record in caplog.records)
 
 
+def test_a_proxy_session_ends_when_the_header_stops_coming_or_comes_from_elsewhere(synced, proxy):
+    for later in ({"REMOTE_ADDR": PROXY}, {"REMOTE_ADDR": ELSEWHERE},
+                  {"REMOTE_ADDR": ELSEWHERE, "HTTP_X_REMOTE_USER": "alice"}):
+        client = from_address(PROXY, "alice")
+        assert signed_in_as(client) == "alice"
+        del client.defaults["HTTP_X_REMOTE_USER"]
+        response = client.get("/", **later)
+        assert response.status_code == 302 and signed_in_as(client) is None, later
+    # A password session is not the proxy's to end.
+    User.objects.create_user("root", password="pw-root")
+    client, _ = sign_in("root", "pw-root")
+    assert client.get("/", REMOTE_ADDR=ELSEWHERE).status_code == 200 and signed_in_as(client) == "root"
+
+
 def test_the_proxy_header_is_ignored_when_the_setting_is_off(synced, settings):
     settings.KBSEARCH_TRUSTED_PROXY_HEADER = ""
     settings.KBSEARCH_TRUSTED_PROXY_ADDRESSES = ["10.0.0.0/24"]

@@ -49,6 +49,21 @@ def test_staff_without_the_view_permissions_is_refused(kb, users, queries):
     assert PAGES[1] in index
 
 
+def test_staff_without_the_view_permissions_get_no_answer_computed(kb, users, queries, monkeypatch):
+    # Refused before the form is read: not even "no account is named ..." may be worked out for them.
+    from kbsearch.permissions import views
+
+    def must_not_run(**_kwargs):
+        raise AssertionError("answered for staff without the view permissions")
+
+    for name in ("user_access_explain", "document_access_explain", "document_audience"):
+        monkeypatch.setattr(views, name, must_not_run)
+    monkeypatch.setattr(views.AccountForm, "is_valid", lambda form: must_not_run())
+    client = signed_in(User.objects.create_user("clerk", password="x", is_staff=True))
+    for page, query in zip(PAGES, queries, strict=True):
+        assert client.get(page, query).status_code == 403, page
+
+
 def test_index_hides_the_section_from_staff_without_the_permissions(kb, users):
     clerk = User.objects.create_user("clerk", password="x", is_staff=True)
     assert "/admin/permissions/" not in signed_in(clerk).get("/admin/").content.decode()
