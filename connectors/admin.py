@@ -8,11 +8,12 @@ one to stop (it stops at its next checkpoint, keeps what it committed, and the n
 from django.contrib import admin, messages
 
 from access.admin_base import ReadOnlyAdmin
-from connectors.base import ConnectorError, PermissionSyncMixin, get_connector_class
+from connectors.base import ConnectorConfigError, ConnectorError, PermissionSyncMixin, get_connector_class
 from connectors.models import SyncRun
 from connectors.services import sync_run_cancel
 from connectors.tasks import enqueue_source_sync
-from kbsearch.documents.admin import SourceAdmin
+from kbsearch.documents.admin import SourceAdmin, SourceForm
+from kbsearch.documents.credentials import CredentialsUnavailable
 from kbsearch.documents.locks import SourceBusy
 from kbsearch.documents.models import Source
 
@@ -58,7 +59,41 @@ class SyncRunAdmin(ReadOnlyAdmin):
             self.message_user(request, "Runs that were not running were left alone.", level=messages.WARNING)
 
 
+class ConnectorSourceForm(SourceForm):
+    """The source form, refusing what ``source_create`` refuses: an unknown connector, a configuration
+    it cannot work with. Saved anyway, such a source would fail every sync (and the admin's actions)."""
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        connector, config = cleaned.get("connector"), cleaned.get("config")
+        if connector is None or "config" in self.errors:
+            return cleaned
+        if not isinstance(config, dict):
+            self.add_error("config", "give a JSON object of the connector's settings")
+            return cleaned
+        try:
+            connector_class = get_connector_class(connector)
+        except ConnectorConfigError as error:
+            self.add_error("connector", str(error))
+            return cleaned
+        try:
+            connector_class(config=config)
+        except ConnectorConfigError as error:
+            self.add_error("config", str(error))
+        except (TypeError, ValueError, LookupError) as error:  # a setting of a shape the connector did not check
+            self.add_error("config", f"the {connector} connector cannot use this configuration: {error}")
+        return cleaned
+
+
+def _can_sync_permissions(source: Source) -> bool:
+    try:
+        return issubclass(get_connector_class(source.connector), PermissionSyncMixin)
+    except ConnectorConfigError:  # an unknown connector (saved before the form checked): no sync at all
+        return False
+
+
 class SyncingSourceAdmin(SourceAdmin):
+    form = ConnectorSourceForm
     actions = ("sync_now", "sync_full", "sync_permissions")
 
     @admin.action(description="Sync now", permissions=["change"])
@@ -71,7 +106,7 @@ class SyncingSourceAdmin(SourceAdmin):
 
     @admin.action(description="Sync permissions only", permissions=["change"])
     def sync_permissions(self, request, queryset) -> None:
-        able = [s for s in queryset if issubclass(get_connector_class(s.connector), PermissionSyncMixin)]
+        able = [s for s in queryset if _can_sync_permissions(s)]
         unable = sorted({s.key for s in queryset} - {s.key for s in able})
         if unable:
             self.message_user(request, f"No permission-only sync for {', '.join(unable)}.", level=messages.WARNING)
@@ -84,8 +119,9 @@ class SyncingSourceAdmin(SourceAdmin):
                 skipped.append(source.key)
                 continue
             try:
+                get_connector_class(source.connector)  # a sync of an unknown connector could only fail
                 enqueue_source_sync(source=source, full=full, permissions=permissions)
-            except (ConnectorError, SourceBusy) as error:
+            except (ConnectorError, ConnectorConfigError, CredentialsUnavailable, SourceBusy) as error:
                 # Without a broker the task runs inline, so its failure surfaces here (the run is recorded).
                 self.message_user(request, f"{source.key}: the sync failed: {error}", level=messages.ERROR)
                 continue

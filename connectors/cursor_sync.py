@@ -207,11 +207,16 @@ def access_apply(*, source: Source, changes: list[AccessChanged], index, report:
         document = documents.get(change.external_id)
         if document is None:
             continue  # not (yet) indexed: its content sync brings it with its access list
+        stored = {row.principal for row in document.access.all()}
         try:
-            stored = {row.principal for row in document.access.all()}
             wanted = set(principals_for_source(source=source, principals=change.principals))
         except ValueError as error:
-            report.errors.append((change.external_id, f"access list rejected: {error}"))
+            # The source changed who may read it, to something kbsearch cannot store: the old list
+            # may be wider than the new one, so nobody keeps access until a valid list comes.
+            report.errors.append((change.external_id, f"access list rejected, document hidden: {error}"))
+            if stored:
+                document_set_access(document=document, principals=(), index=index)
+                report.access_updated += 1
             continue
         if stored == wanted:
             report.unchanged += 1

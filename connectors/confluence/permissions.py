@@ -125,6 +125,10 @@ class AccessResolver:
         user_items, group_items = list(users.get("results") or []), list(groups.get("results") or [])
         if _truncated(users) or _truncated(groups):
             user_items, group_items = self._whole_restriction(str(content["id"]))
+            if not user_items and not group_items:
+                # Restricted (the first page named someone) yet the whole listing names nobody:
+                # reading it as "no restriction" would open the page to the whole space.
+                raise MalformedAccess(f"content {content.get('id')}: its read restriction could not be listed")
         level = Level(frozenset(p for p in map(self.person, user_items) if p),
                       frozenset(self.group_name(g) for g in group_items))
         if level.empty and (user_items or group_items):

@@ -232,8 +232,16 @@ class SharePointConnector(BaseConnector, CursorMixin, PermissionSyncMixin):
                 elif kind == "page":
                     site = self.client.get_json(f"sites/{container}")
                     yield self.reader.page_item(site, item_id, self._site_principals(site))
+                else:
+                    yield DocumentFailure(external_id, "not an id of this connector; not read again", retryable=False)
             except GraphNotFound:
                 yield DocumentDeleted(external_id)
+            except GraphUnauthorized:
+                raise  # the whole source is refused: fail the run
+            except (GraphError, KeyError, TypeError) as error:
+                # One item that still cannot be read (a 403 on it, an answer without parentReference)
+                # must not fail every run from now on: it stays in the retry list, hidden meanwhile.
+                yield DocumentFailure(external_id, f"reading again failed: {error!r}", revoke_access=True)
 
     def _reload_file(self, drive_id: str, item_id: str):
         raw = self.client.get_json(f"drives/{drive_id}/items/{item_id}")

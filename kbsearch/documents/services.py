@@ -55,7 +55,16 @@ _IDENTITY_BATCH = 1000
 
 
 class DocumentRejected(ValueError):
-    """A document that cannot be indexed; the message says why."""
+    """A document that cannot be indexed; the message says why.
+
+    ``principals``: its access list as it would be stored, when that much was valid (None when the
+    access list itself was refused). A stored earlier version of the document takes it on (or, when
+    None, is hidden): a rejected new version must not leave the old, perhaps wider, access list.
+    """
+
+    def __init__(self, message: str, principals: frozenset[str] | None = None) -> None:
+        super().__init__(message)
+        self.principals = principals
 
 
 @dataclass
@@ -121,10 +130,11 @@ def _digest(item: DocumentInput, *, source_key: str, mapped: bool) -> _Prepared:
     if size > settings.KBSEARCH_MAX_DOCUMENT_BYTES:
         raise DocumentRejected(
             f"document text is {size:,} bytes; the limit is {settings.KBSEARCH_MAX_DOCUMENT_BYTES:,} "
-            "(KBSEARCH_MAX_DOCUMENT_BYTES)"
+            "(KBSEARCH_MAX_DOCUMENT_BYTES)",
+            principals,
         )
     if not body.strip():
-        raise DocumentRejected("document has no text")
+        raise DocumentRejected("document has no text", principals)
     title = item.display_title
     language = item.language or detect_language(body)
     return _Prepared(item, body, _sha256(f"{title}\x00{item.url}\x00{body}"), principals, language)
@@ -141,7 +151,7 @@ def _chunk(prepared: _Prepared, encoder) -> None:
         title=title,
     )
     if not chunks:
-        raise DocumentRejected("document has no text")
+        raise DocumentRejected("document has no text", prepared.principals)
     prepared.chunk_texts = [chunk.text for chunk in chunks]
     prepared.chunk_headings = [list(chunk.heading_path) for chunk in chunks]
     prepared.chunk_tokens = [chunk.token_count for chunk in chunks]
@@ -262,6 +272,7 @@ def documents_ingest(
     mapped = identity_mapping_exists(source_key=source.key)
     identities: set[str] = set()
     for item in items:
+        existing = None
         try:
             existing = Document.objects.filter(source=source, external_id=item.external_id).first()
             prepared = _digest(item, source_key=source.key, mapped=mapped)
@@ -279,6 +290,8 @@ def documents_ingest(
             _chunk(prepared, encoder)
         except DocumentRejected as error:
             report.errors.append((str(item.external_id), str(error)))
+            if existing is not None:
+                _rejected_access_follow(existing, source, error.principals, index, mapped, report)
             continue
         pending.append(prepared)
         pending_chunks += len(prepared.chunk_texts)
@@ -290,6 +303,18 @@ def documents_ingest(
     if pending:
         _flush(pending, source, encoder, index, report)
     return report
+
+
+def _rejected_access_follow(
+    document: Document, source: Source, principals: frozenset[str] | None, index, mapped: bool, report: IngestReport
+) -> None:
+    """The stored version of a rejected document takes the new access list, or none when it was refused."""
+    wanted = principals or frozenset()
+    if set(document.access.values_list("principal", flat=True)) == wanted:
+        return
+    document.source = source
+    document_set_access(document=document, principals=wanted, index=index, mapped=mapped)
+    report.access_updated += 1
 
 
 def _identities_note(source: Source, identities: set[str]) -> None:

@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 
 from connectors.models import SyncRun
 from connectors.services import source_create
-from kbsearch.documents.models import Document
+from kbsearch.documents.models import Document, Source
 from tests.connectors.sync_state import SHARE, make_share
 
 pytestmark = pytest.mark.django_db
@@ -55,3 +55,39 @@ def test_cancel_asks_a_running_run_to_stop_and_leaves_finished_ones(admin_client
     assert running.cancel_requested and not done.cancel_requested
     assert admin_client.get(f"/admin/connectors/syncrun/{running.pk}/change/").status_code == 200
     assert admin_client.post(f"/admin/connectors/syncrun/{running.pk}/delete/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("connector", "config", "field", "message"),
+    [
+        ("filesystem", "not json", "config", "Enter a valid JSON"),
+        ("filesystem", "[1, 2]", "config", "give a JSON object"),
+        ("filesystem", "{}", "config", "needs &#x27;root&#x27;"),
+        ("filesystem", '{"root": 5}', "config", "cannot use this configuration"),
+        ("no-such-connector", '{"root": "/srv"}', "connector", "unknown connector"),
+    ],
+)
+def test_the_source_form_refuses_what_no_sync_could_use_and_saves_nothing(admin_client, connector, config, field, message):
+    form = {"key": "share", "name": "Share", "connector": connector, "config": config, "enabled": "on"}
+    response = admin_client.post("/admin/documents/source/add/", form)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert field in response.context["adminform"].form.errors
+    assert not Source.objects.exists()
+
+
+def test_actions_on_a_source_saved_with_an_unknown_connector_report_it_without_an_error_page(
+    admin_client, index_backend, django_capture_on_commit_callbacks
+):
+    # Saved before the form checked connectors, or its connector was removed since.
+    source = Source.objects.create(key="old", name="Old", connector="retired-connector", config={}, enabled=True)
+    response = admin_client.post(
+        "/admin/documents/source/", {"action": "sync_permissions", "_selected_action": [source.pk]}, follow=True
+    )
+    assert response.status_code == 200 and "No permission-only sync for old" in response.content.decode()
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        response = admin_client.post(
+            "/admin/documents/source/", {"action": "sync_now", "_selected_action": [source.pk]}, follow=True
+        )
+    assert response.status_code == 200 and "Old: the sync failed: unknown connector" in response.content.decode()
+    assert queued == [] and not SyncRun.objects.exists()

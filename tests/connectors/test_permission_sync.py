@@ -79,3 +79,40 @@ def test_a_cursor_source_is_scheduled_for_content_access_lists_and_a_weekly_full
     assert (schedule["content"].interval.every, schedule["permissions"].interval.every) == (15 * 60, 5 * 60)
     assert schedule["full"].interval.every == 7 * 24 * 3600 and schedule["full"].kwargs == '{"full": true}'
     assert all(task.queue == "sync" for task in schedule.values())
+
+
+def test_an_access_list_kbsearch_cannot_store_hides_the_document_rather_than_keeping_the_old_one(
+    site, tiny_encoder, index_backend
+):
+    source = source_create(key="wiki", name="Wiki", connector="test-cursor", config={"name": "wiki"})
+    source_sync(source=source, encoder=tiny_encoder, index=index_backend)
+    # Narrowed at the source to a list that names another source's identity: refused, so the old,
+    # wider list (public) must not stay.
+    site.items["handbook"].principals = ("source/other/user:alice",)
+
+    run = source_sync(source=source, permissions=True, encoder=tiny_encoder, index=index_backend)
+
+    assert run.status == SyncRun.Status.PARTIAL
+    assert [error["external_id"] for error in run.errors] == ["handbook"]
+    assert _access(source) == {"roadmap": {"group:engineering"}, "handbook": set()}
+    filters = SearchFilters(principals=frozenset({"public"}))
+    assert index_backend.bm25_search(terms=query_terms("handbook"), filters=filters, limit=10) == []
+
+
+def test_a_new_version_rejected_by_ingest_takes_its_new_access_list_or_none_when_that_was_refused(
+    site, tiny_encoder, index_backend
+):
+    source = source_create(key="wiki", name="Wiki", connector="test-cursor", config={"name": "wiki"})
+    source_sync(source=source, encoder=tiny_encoder, index=index_backend)
+    # Emptied and narrowed together: the content is refused (no text), the narrowing still applies.
+    site.put("handbook", Item("   ", ("group:hr",)))
+    # Changed content with an access list kbsearch refuses: the stored version is hidden.
+    site.put("roadmap", Item("The roadmap, rewritten.", ("source/other/group:everyone",)))
+
+    run = source_sync(source=source, encoder=tiny_encoder, index=index_backend)
+
+    assert run.status == SyncRun.Status.PARTIAL
+    assert sorted(error["external_id"] for error in run.errors) == ["handbook", "roadmap"]
+    assert _access(source) == {"handbook": {"group:hr"}, "roadmap": set()}
+    everyone = SearchFilters(principals=frozenset({"public", "group:engineering"}))
+    assert index_backend.bm25_search(terms=query_terms("quarter"), filters=everyone, limit=10) == []

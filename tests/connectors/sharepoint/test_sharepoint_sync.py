@@ -221,3 +221,25 @@ def test_site_pages_are_left_out_unless_asked_for(hr, sharepoint_source, tiny_en
     source_sync(source=source, encoder=tiny_encoder, index=index_backend)
     assert stored(source) == expected_first(hr)
     assert not [e for e in hr.graph.log.entries if "/pages" in e.path]
+
+
+def test_an_item_that_still_cannot_be_read_when_retried_fails_alone_not_the_run(
+    hr, sharepoint_source, tiny_encoder, index_backend
+):
+    source = sharepoint_source()
+    readme = f"/items/{hr.readme.id}"
+    hr.graph.faults.fail(403, times=1, match=f"{readme}/permissions")
+    first = source_sync(source=source, encoder=tiny_encoder, index=index_backend)
+    assert first.status == SyncRun.Status.PARTIAL  # readme's permissions unreadable: not indexed
+    without_readme = {k: v for k, v in expected_first(hr).items() if not k.endswith("readme.txt")}
+    assert stored(source) == without_readme
+
+    hr.graph.faults.fail(403, times=1, match=readme)  # reading it again (``reload``) is refused too
+    second = source_sync(source=source, encoder=tiny_encoder, index=index_backend)
+    assert second.status == SyncRun.Status.PARTIAL, second.errors
+    assert [e["external_id"] for e in second.errors] == [f"item:{hr.drive.id}:{hr.readme.id}"]
+    assert stored(source) == without_readme
+
+    third = source_sync(source=source, encoder=tiny_encoder, index=index_backend)  # kept for retry, read now
+    assert third.status == SyncRun.Status.SUCCEEDED, third.errors
+    assert stored(source) == expected_first(hr)
