@@ -10,7 +10,8 @@ an indexed casefolded username), then applies the rules below, in this order:
 2. Disabled, or deleted from a directory (its row is kept as a marker): nothing at all, not even
    ``public``; a directory that says "this person no longer works here" wins over any other.
 3. Every directory they are in was last synced longer ago than its grace period (the directory has
-   been unreachable or its syncs held): ``{public}`` only, until a sync succeeds again.
+   been unreachable or its syncs held), or was switched off by an admin: ``{public}`` only, until a
+   sync succeeds again (or it is switched back on).
 4. Otherwise ``public``, ``user:<username>`` and ``group:<cn>`` for every group they are in
    through any chain of nested groups, from the directories still within their grace period; and,
    in a second query (indexed on both foreign keys), the principal of every mapped source identity
@@ -43,6 +44,7 @@ def directory_principals(*, username: str) -> frozenset[str]:
         "pk",
         "enabled",
         "deleted_at",
+        "directory__enabled",
         "directory__last_success_at",
         "directory__grace_period",
         "memberships__group_id",
@@ -53,11 +55,12 @@ def directory_principals(*, username: str) -> frozenset[str]:
     groups: set[str] = set()
     fresh_users: set[int] = set()
     fresh_groups: set[int] = set()
-    for pk, enabled, deleted_at, last_success_at, grace_period, group_id, group_name in rows:
+    for pk, enabled, deleted_at, directory_enabled, last_success_at, grace_period, group_id, group_name in rows:
         known = True
         if not enabled or deleted_at is not None:
             return frozenset()
-        if last_success_at is None or now - last_success_at > grace_period:
+        # A directory an admin switched off vouches for nobody's groups any more (as for sign-in).
+        if not directory_enabled or last_success_at is None or now - last_success_at > grace_period:
             continue
         fresh_users.add(pk)
         if group_name:

@@ -144,6 +144,15 @@ def test_a_user_unknown_to_the_directory_sees_public_only(kb, people, openldap):
     assert visible(people["zoe"]) == PUBLIC_ONLY
 
 
+def test_a_directory_switched_off_vouches_for_no_groups_at_once(kb, people, openldap):
+    directory_sync(directory=openldap, full=True)
+    assert visible(people["Alice"]) != PUBLIC_ONLY
+    openldap.enabled = False
+    openldap.save(update_fields=["enabled"])
+    assert principals_for(people["Alice"]) == {"public"}  # known, but nobody vouches for her groups now
+    assert visible(people["Alice"]) == PUBLIC_ONLY
+
+
 def test_directory_down_users_keep_their_groups_for_the_grace_period_then_see_public_only(kb, people, openldap, monkeypatch):
     directory_sync(directory=openldap, full=True)
     synced_at = openldap.last_success_at
