@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from access.admin_base import ReadOnlyAdmin
 from connectors.base import ConnectorConfigError, ConnectorError, PermissionSyncMixin, get_connector_class
 from connectors.models import SyncRun
+from connectors.schedules import source_schedule_set
 from connectors.services import sync_run_cancel
 from connectors.tasks import enqueue_source_sync
 from kbsearch.documents.admin import SourceAdmin, SourceForm
@@ -95,6 +96,11 @@ def _can_sync_permissions(source: Source) -> bool:
 class SyncingSourceAdmin(SourceAdmin):
     form = ConnectorSourceForm
     actions = ("sync_now", "sync_full", "sync_permissions")
+
+    def save_model(self, request, obj: Source, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:  # a new source gets the default schedule, as source_create gives it
+            source_schedule_set(source=obj)
 
     @admin.action(description="Sync now", permissions=["change"])
     def sync_now(self, request, queryset) -> None:

@@ -91,3 +91,16 @@ def test_actions_on_a_source_saved_with_an_unknown_connector_report_it_without_a
         )
     assert response.status_code == 200 and "Old: the sync failed: unknown connector" in response.content.decode()
     assert queued == [] and not SyncRun.objects.exists()
+
+
+def test_a_source_added_in_the_admin_gets_the_default_schedule(admin_client, tmp_path, index_backend):
+    from connectors.schedules import source_schedule
+
+    root = make_share(tmp_path)
+    response = admin_client.post("/admin/documents/source/add/", {
+        "key": "added", "name": "Added", "connector": "filesystem", "config": f'{{"root": "{root}"}}', "enabled": "on",
+    })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    schedule = source_schedule(Source.objects.get(key="added"))
+    assert schedule["content"].interval.every == 15 * 60
+    assert schedule["permissions"] is None and schedule["full"] is None  # a file share has neither
