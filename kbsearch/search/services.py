@@ -129,8 +129,10 @@ def _ranked_page(*, index: BaseIndexBackend, text: str, filters: SearchFilters, 
                 query=text, query_vector=vector, filters=filters, mode=mode, alpha=alpha, limit=limit, offset=offset,
             )
         except (IndexBackendError, ValueError):
-            if (encoder is not None or not encodes or attempt == _SWITCH_RETRIES - 1
-                    or index.serving_metadata() == metadata):
+            # A switch can land between reading the metadata and the legs reaching the generation
+            # (this process may follow the pointer a moment later), so a mismatch is tried again
+            # with freshly read metadata even when the metadata now reads the same.
+            if encoder is not None or not encodes or attempt == _SWITCH_RETRIES - 1:
                 raise
             continue
         if encoder is not None or vector is None or index.serving_metadata() == metadata:
