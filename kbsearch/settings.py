@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "kbsearch.search",
     "kbsearch.evaluation",
     "kbsearch.permissions",
+    "kbsearch.relevance",
     "connectors",
     "access",
     "embeddings",
@@ -255,10 +256,11 @@ CELERY_BROKER_URL = os.environ.get("KBSEARCH_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 # Queues: "sync" runs connector and directory syncs (routed here). "embed" runs re-embeds into a new index
-# generation (hours of encoding that must not hold up syncs). "train" (the relevance loop) is reserved for tasks
-# that do not exist yet: route them here when they do. Exact names are matched before the patterns.
+# generation (hours of encoding that must not hold up syncs). "train" runs the relevance loop's fine-tuning
+# (minutes to hours of CPU): one worker, one task at a time. Exact names are matched before the patterns.
 CELERY_TASK_ROUTES = {
     "kbsearch.documents.tasks.index_reembed_task": {"queue": "embed"},
+    "kbsearch.relevance.tasks.*": {"queue": "train"},
     "connectors.tasks.*": {"queue": "sync"},
     "access.tasks.*": {"queue": "sync"},
     "kbsearch.documents.tasks.*": {"queue": "sync"},
