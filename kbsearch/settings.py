@@ -232,6 +232,9 @@ KBSEARCH_CHUNK_TOKENS = int(os.environ.get("KBSEARCH_CHUNK_TOKENS", "256"))
 KBSEARCH_CHUNK_OVERLAP_TOKENS = int(os.environ.get("KBSEARCH_CHUNK_OVERLAP_TOKENS", "32"))
 # Hybrid fusion weight of the vector leg (1.0 = pure vector); see kbsearch.index.fusion.
 KBSEARCH_HYBRID_ALPHA = float(os.environ.get("KBSEARCH_HYBRID_ALPHA", "0.5"))
+# What an admin synonym's expansion weighs in the BM25 leg against the query words it stands for
+# (kbsearch.text.synonyms); below 1 so an expansion never outweighs what was typed, 0 turns them off.
+KBSEARCH_SYNONYM_WEIGHT = min(max(float(os.environ.get("KBSEARCH_SYNONYM_WEIGHT", "0.5")), 0.0), 1.0)
 # Start loading the model when the sign-in page is shown, so the first search does not wait for it.
 KBSEARCH_WARM_ENCODER = _env_bool("KBSEARCH_WARM_ENCODER", True)
 # Documents larger than this are refused with a clear error instead of exhausting memory.

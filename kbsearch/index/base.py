@@ -132,6 +132,10 @@ class SearchQuery:
 
     ``lexical_languages``: the languages the query can match lexically; the BM25 leg is scaled
     against its matches in those languages (``kbsearch.index.fusion``). ``None`` scales over all.
+
+    ``expansions``: extra BM25 terms with their weights, a query term weighing 1 (admin synonyms,
+    ``kbsearch.text.synonyms``). Only the BM25 leg reads them; the vector leg gets the query as
+    written. A term of ``terms`` listed here keeps weight 1.
     """
 
     filters: "SearchFilters"
@@ -140,6 +144,7 @@ class SearchQuery:
     vector: np.ndarray | None = None
     alpha: float = 0.5
     lexical_languages: frozenset[str] | None = None
+    expansions: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -271,8 +276,14 @@ class BaseIndexBackend:
 
     # --- search ---------------------------------------------------------------------------------
 
-    def bm25_search(self, *, terms: Sequence[str], filters: SearchFilters, limit: int) -> list[ChunkHit]:
-        """Top chunks by BM25 over analyzed terms, best first."""
+    def bm25_search(
+        self, *, terms: Sequence[str], filters: SearchFilters, limit: int, expansions: Sequence[tuple[str, float]] = ()
+    ) -> list[ChunkHit]:
+        """Top chunks by BM25 over analyzed terms, best first.
+
+        ``expansions`` (term, weight) add terms whose BM25 contribution is multiplied by their
+        weight (``SearchQuery.expansions``); a backend that cannot weight terms exactly says how
+        it approximates them."""
         raise NotImplementedError
 
     def vector_search(self, *, vector: np.ndarray, filters: SearchFilters, limit: int) -> list[ChunkHit]:
@@ -290,7 +301,9 @@ class BaseIndexBackend:
         vector_hits = (
             self.vector_search(vector=query.vector, filters=query.filters, limit=query.limit) if use_vector else []
         )
-        bm25_hits = self.bm25_search(terms=query.terms, filters=query.filters, limit=query.limit) if use_terms else []
+        bm25_hits = self.bm25_search(
+            terms=query.terms, filters=query.filters, limit=query.limit, expansions=query.expansions
+        ) if use_terms else []
         if not use_vector:
             return bm25_hits
         if not use_terms:

@@ -12,6 +12,7 @@ from kbsearch.index.base import BaseIndexBackend, ChunkHit, SearchFilters, Searc
 from kbsearch.text.analysis import query_terms
 from kbsearch.text.language import query_languages
 from kbsearch.text.query import InvalidQuery
+from kbsearch.text.synonyms import SynonymTable, expansion_languages, expansion_weights
 
 Mode = Literal["bm25", "vector", "hybrid"]
 MODES: tuple[str, ...] = ("bm25", "vector", "hybrid")
@@ -44,11 +45,16 @@ def rank_documents(
     limit: int = 10,
     offset: int = 0,
     language_gate: bool = True,
+    synonyms: SynonymTable | None = None,
 ) -> RankedPage:
     """Rank documents for an already cleaned query; ``query_vector`` is needed unless mode is bm25.
 
     ``language_gate=False`` gives plain fixed-alpha fusion (BM25 over every language); it exists to
     measure what the gate is worth (``evaluate --plain-fusion``), not for production.
+
+    ``synonyms``: admin-curated sets whose alternatives join the BM25 leg at the table's weight
+    (``kbsearch.text.synonyms``); the vector leg always gets the query as written. Evaluation
+    passes none, so its figures are the models' and the analyzer's alone.
     """
     if mode not in MODES:
         raise InvalidQuery(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -72,11 +78,20 @@ def rank_documents(
         legs = {"terms": (), "vector": query_vector, "alpha": 1.0}
     else:
         legs = {"terms": terms, "vector": query_vector, "alpha": alpha}
-    lexical_languages = query_languages(query) if mode == "hybrid" and language_gate else None
+    languages = query_languages(query)
+    lexical_languages = languages if mode == "hybrid" and language_gate else None
+    expansions: tuple[tuple[str, float], ...] = ()
+    if synonyms and mode != "vector":
+        found = synonyms.expand(terms, languages)
+        expansions = expansion_weights(terms, found, synonyms.weight)
+        if expansions and lexical_languages is not None:
+            # A Chinese expansion of an English acronym is evidence on Chinese documents: the BM25
+            # leg's scale must count matches in the expansions' languages too.
+            lexical_languages = lexical_languages | expansion_languages(found)
     while True:
-        chunks = index.search(
-            SearchQuery(filters=filters, limit=candidates, lexical_languages=lexical_languages, **legs)
-        )
+        chunks = index.search(SearchQuery(
+            filters=filters, limit=candidates, lexical_languages=lexical_languages, expansions=expansions, **legs
+        ))
         best: dict[int, ChunkHit] = {}
         for hit in chunks:
             best.setdefault(hit.document_id, hit)

@@ -15,6 +15,7 @@ from kbsearch.index.ranking import Mode, rank_documents
 from kbsearch.index.registry import get_index_backend
 from kbsearch.ops.index_timing import legs_timed
 from kbsearch.ops.metrics import search_leg
+from kbsearch.search.synonyms import synonym_table
 from kbsearch.text.query import clean_query
 
 # Searches that straddle a switch to another model's generation are run again, at most this often.
@@ -66,8 +67,10 @@ def search_run(
         updated_after=updated_after,
     )
     index = get_index_backend()
+    # Admin synonyms widen the keyword leg only; a user who sees nothing needs none read.
+    synonyms = synonym_table() if mode != "vector" and filters.principals else None
     page = _ranked_page(
-        index=index, text=text, filters=filters, mode=mode, encoder=encoder,
+        index=index, text=text, filters=filters, mode=mode, encoder=encoder, synonyms=synonyms,
         alpha=settings.KBSEARCH_HYBRID_ALPHA if alpha is None else alpha, limit=limit, offset=offset,
     )
     with search_leg("recheck"):
@@ -101,7 +104,7 @@ def search_run(
 
 
 def _ranked_page(*, index: BaseIndexBackend, text: str, filters: SearchFilters, mode: Mode, encoder, alpha: float,
-                 limit: int, offset: int):
+                 limit: int, offset: int, synonyms=None):
     """Rank with the query encoded by the serving generation's model (``encoder_for``).
 
     A switch to another model's generation between encoding and ranking would pair a vector of
@@ -127,6 +130,7 @@ def _ranked_page(*, index: BaseIndexBackend, text: str, filters: SearchFilters, 
             page = rank_documents(
                 index=timed_index,
                 query=text, query_vector=vector, filters=filters, mode=mode, alpha=alpha, limit=limit, offset=offset,
+                synonyms=synonyms,
             )
         except (IndexBackendError, ValueError):
             # A switch can land between reading the metadata and the legs reaching the generation

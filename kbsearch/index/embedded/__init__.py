@@ -288,10 +288,12 @@ class EmbeddedIndexBackend(BaseIndexBackend):
                 raise IndexBackendError(f"query vector has shape {vector.shape}, index wants ({memory.dimension},)")
             return memory.vector_search(vector, filters, limit)
 
-    def bm25_search(self, *, terms: Sequence[str], filters: SearchFilters, limit: int) -> list[ChunkHit]:
+    def bm25_search(
+        self, *, terms: Sequence[str], filters: SearchFilters, limit: int, expansions: Sequence[tuple[str, float]] = ()
+    ) -> list[ChunkHit]:
         with self._lock:
             memory = self._current()
-            return [] if memory is None else memory.bm25_search(terms, filters, limit)
+            return [] if memory is None else memory.bm25_search(terms, filters, limit, expansions)
 
     def search(self, query: SearchQuery) -> list[ChunkHit]:
         # Both legs under one hold of the lock, so a switch cannot fall between them and fuse hits

@@ -361,14 +361,22 @@ class MemoryIndex:
                 postings.append((np.concatenate(rows_parts), np.concatenate(frequency_parts)))
         return postings
 
-    def bm25_search(self, terms: Sequence[str], filters: SearchFilters, limit: int) -> list[ChunkHit]:
+    def bm25_search(
+        self, terms: Sequence[str], filters: SearchFilters, limit: int, expansions: Sequence[tuple[str, float]] = ()
+    ) -> list[ChunkHit]:
         if self.live == 0 or limit <= 0:
             return []
         mask = self.allowed_rows(filters)
         average_length = self.live_length / self.live if self.live else 1.0
         scores = np.zeros(self.size, dtype=np.float32)
         touched = []
-        for posting in self._postings_of(list(dict.fromkeys(terms))):
+        # The query's own terms weigh 1; an expansion term weighs less (its idf is scaled, the way
+        # Weaviate scales the idf of a term repeated in the query).
+        weights = dict.fromkeys(terms, 1.0)
+        for term, weight in expansions:
+            if weight > 0:
+                weights.setdefault(term, weight)
+        for weight, posting in zip(weights.values(), self._postings_of(list(weights))):
             if posting is None:
                 continue
             rows, frequencies = posting
@@ -376,7 +384,7 @@ class MemoryIndex:
             document_frequency = int(self.alive[rows].sum())
             if document_frequency == 0:
                 continue
-            idf = math.log(1.0 + (self.live - document_frequency + 0.5) / (document_frequency + 0.5))
+            idf = weight * math.log(1.0 + (self.live - document_frequency + 0.5) / (document_frequency + 0.5))
             keep = mask[rows]
             rows, frequencies = rows[keep], frequencies[keep]
             if len(rows) == 0:

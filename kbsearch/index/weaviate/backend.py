@@ -24,6 +24,7 @@ writes are not applied concurrently (a concurrent re-ingest could otherwise be o
 the stale copy until the next write or consistency check). Upserts keep the embedded index's
 rule that a document has one access list: sibling chunks not in the batch get the new principals.
 """
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
@@ -54,6 +55,7 @@ DEFAULT_DELETE_LIMIT = 10_000  # Weaviate's QUERY_MAXIMUM_RESULTS default, the b
 READ_PAGE = 1000
 DOCUMENTS_PER_READ = 200
 _ALIAS_MOVES = 3  # a write chasing more switches than this in a row gives up
+_WEIGHT_STEPS = 10  # resolution of expansion weights in a bm25 query string (bm25_query_text)
 
 
 class WeaviateIndexBackend(BaseIndexBackend):
@@ -225,12 +227,14 @@ class WeaviateIndexBackend(BaseIndexBackend):
     def _serving(self):
         return self.client.collections.use(self.alias)
 
-    def bm25_search(self, *, terms: Sequence[str], filters: SearchFilters, limit: int) -> list[ChunkHit]:
+    def bm25_search(
+        self, *, terms: Sequence[str], filters: SearchFilters, limit: int, expansions: Sequence[tuple[str, float]] = ()
+    ) -> list[ChunkHit]:
         where = wfilters.search_filter(filters)
         if where is None or not terms or limit <= 0:
             return []
         response = self._query(lambda query: query.bm25(
-            query=" ".join(terms), query_properties=[TERMS], filters=where, limit=limit,
+            query=bm25_query_text(terms, expansions), query_properties=[TERMS], filters=where, limit=limit,
             return_metadata=MetadataQuery(score=True), return_properties=RETURNED_PROPERTIES,
         ))
         return [_hit(obj, float(obj.metadata.score or 0.0)) for obj in response.objects]
@@ -350,6 +354,25 @@ class WeaviateIndexBackend(BaseIndexBackend):
         if number not in state.records:
             raise IndexBackendError(f"no generation {number} (kept: {sorted(state.records)})")
         return state
+
+
+def bm25_query_text(terms: Sequence[str], expansions: Sequence[tuple[str, float]] = ()) -> str:
+    """The bm25 query string: the terms, with expansion weights as repetitions.
+
+    Weaviate takes no per-term weight, but it multiplies a term's idf by the number of times the
+    term occurs in the query string. So with expansions each query term is written
+    ``_WEIGHT_STEPS`` times and an expansion term ``round(weight * _WEIGHT_STEPS)`` times (at least
+    once), the counts divided by their common divisor: weights are kept to within 1/20 (a weight
+    below 1/20 counts as 1/10), and the ranking is the embedded backend's up to that rounding.
+    """
+    if not expansions:
+        return " ".join(terms)
+    counts = dict.fromkeys(terms, _WEIGHT_STEPS)
+    for term, weight in expansions:
+        if weight > 0:
+            counts.setdefault(term, max(1, round(weight * _WEIGHT_STEPS)))
+    divisor = math.gcd(*counts.values())
+    return " ".join(" ".join([term] * (count // divisor)) for term, count in counts.items())
 
 
 def _hit(obj, score: float) -> ChunkHit:
