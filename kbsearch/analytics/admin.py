@@ -126,3 +126,7 @@ class ZeroResultQueryAdmin(_QueryReportAdmin):
 
     def rows(self, since):
         return query_log_zero_result_queries(since=since)
+
+
+# The relevance dashboard and the queries needing attention register themselves beside the reports.
+from kbsearch.analytics import admin_relevance  # noqa: E402, F401

@@ -67,6 +67,24 @@ class ZeroResultQuery(QueryLog):
         verbose_name_plural = "zero-result queries"
 
 
+class RelevanceDashboard(QueryLog):
+    """Admin page: searches, zero results, click-through, MRR and thumbs over time (charts)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "relevance dashboard"
+        verbose_name_plural = "relevance dashboard"
+
+
+class QueryNeedingAttention(QueryLog):
+    """Admin page: queries with no results, the most thumbs down, or few clicks."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "query needing attention"
+        verbose_name_plural = "queries needing attention"
+
+
 class Feedback(models.Model):
     """A thumbs up or down on a (query, document) pair."""
 

@@ -1,10 +1,27 @@
-"""Reads over the query log: a user's own searches, and the admin reports (top and zero-result queries)."""
+"""Reads over the query log: a user's own searches, the admin reports (top and zero-result
+queries), the relevance dashboard's figures over time and the queries needing attention."""
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
-from django.db.models import Avg, Count, Max, Q, QuerySet
+from django.db.models import (
+    Avg,
+    Count,
+    DateField,
+    Exists,
+    FloatField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce, Lower, Trunc
+from django.utils import timezone
 
-from kbsearch.analytics.models import QueryLog
+from kbsearch.analytics.models import Click, Feedback, QueryLog
 from kbsearch.documents.ids import is_storable_id
 
 
@@ -65,7 +82,7 @@ def _stats(queryset: QuerySet[QueryLog], limit: int) -> list[QueryStats]:
     ]
 
 
-def _since(queryset: QuerySet[QueryLog], since: datetime | None) -> QuerySet[QueryLog]:
+def _since(queryset: QuerySet, since: datetime | None) -> QuerySet:
     return queryset if since is None else queryset.filter(created_at__gte=since)
 
 
@@ -83,3 +100,186 @@ def query_log_zero_result_queries(*, since: datetime | None = None, limit: int =
     """
     empty = Q(total=0) | Q(lexical_total=0)
     return _stats(_since(QueryLog.objects.filter(empty, offset=0), since), limit)
+
+
+# --- the relevance dashboard and the queries needing attention -------------------------------------
+
+BUCKETS = ("day", "week")
+
+
+@dataclass(frozen=True)
+class RelevanceBucket:
+    """One day or week of first-page searches, their clicks, and the thumbs given in it.
+
+    Click measures count a search's best-ranked click (clicks tied to the logged search); thumbs
+    count by the time they were given.
+    """
+
+    start: date
+    searches: int = 0
+    empty: int = 0  # found nothing the user may see, or nothing by keyword (the zero-result report's rule)
+    no_results: int = 0  # found nothing at all
+    clicked: int = 0  # searches with a click
+    clicked_at_1: int = 0
+    clicked_in_10: int = 0
+    reciprocal_rank_sum: float = 0.0  # of each clicked search's best click
+    thumbs_up: int = 0
+    thumbs_down: int = 0
+
+    def _share(self, count: float, of: int) -> float | None:
+        return count / of if of else None
+
+    @property
+    def zero_result_rate(self) -> float | None:
+        return self._share(self.empty, self.searches)
+
+    @property
+    def click_through_at_1(self) -> float | None:
+        return self._share(self.clicked_at_1, self.searches)
+
+    @property
+    def click_through_at_10(self) -> float | None:
+        return self._share(self.clicked_in_10, self.searches)
+
+    @property
+    def mean_reciprocal_rank(self) -> float | None:
+        """Over the searches with a click: 1 when people open the first result, 1/2 the second..."""
+        return self._share(self.reciprocal_rank_sum, self.clicked)
+
+    def __add__(self, other: "RelevanceBucket") -> "RelevanceBucket":
+        summed = {
+            name: getattr(self, name) + getattr(other, name)
+            for name in ("searches", "empty", "no_results", "clicked", "clicked_at_1", "clicked_in_10",
+                         "reciprocal_rank_sum", "thumbs_up", "thumbs_down")
+        }
+        return RelevanceBucket(start=min(self.start, other.start), **summed)
+
+
+def _bucket_starts(since: datetime, until: datetime, bucket: str) -> list[date]:
+    first, last = timezone.localtime(since).date(), timezone.localtime(until).date()
+    if bucket == "week":
+        first, last = first - timedelta(days=first.weekday()), last - timedelta(days=last.weekday())
+    step = timedelta(days=7 if bucket == "week" else 1)
+    starts = []
+    while first <= last:
+        starts.append(first)
+        first += step
+    return starts
+
+
+def relevance_over_time(*, since: datetime, until: datetime | None = None, bucket: str = "day") -> list[RelevanceBucket]:
+    """Every day (or Monday-started week) from ``since`` to ``until`` (default now), empty ones included.
+
+    Aggregated in the database (one grouped query over the log, one over feedback), in the
+    current time zone, on PostgreSQL and SQLite alike.
+    """
+    if bucket not in BUCKETS:
+        raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, got {bucket!r}")
+    until = until or timezone.now()
+    period = Trunc("created_at", bucket, output_field=DateField())
+    best_click = Subquery(
+        Click.objects.filter(query_log=OuterRef("pk")).order_by().values("query_log").annotate(best=Min("rank")).values("best")
+    )
+    searches = (
+        QueryLog.objects.filter(offset=0, created_at__gte=since, created_at__lt=until)
+        .annotate(period=period, best=best_click)
+        .values("period")
+        .annotate(
+            searches=Count("id"),
+            empty=Count("id", filter=Q(total=0) | Q(lexical_total=0)),
+            no_results=Count("id", filter=Q(total=0)),
+            clicked=Count("best"),
+            clicked_at_1=Count("id", filter=Q(best=1)),
+            clicked_in_10=Count("id", filter=Q(best__lte=10)),
+            reciprocal_rank_sum=Sum(Cast(Value(1.0), FloatField()) / Cast("best", FloatField())),
+        )
+        .order_by()
+    )
+    thumbs = (
+        Feedback.objects.filter(created_at__gte=since, created_at__lt=until)
+        .annotate(period=period)
+        .values("period")
+        .annotate(thumbs_up=Count("id", filter=Q(value=1)), thumbs_down=Count("id", filter=Q(value=-1)))
+        .order_by()
+    )
+    buckets = {start: RelevanceBucket(start=start) for start in _bucket_starts(since, until, bucket)}
+    for row in searches:
+        row["reciprocal_rank_sum"] = float(row["reciprocal_rank_sum"] or 0.0)
+        start = row.pop("period")
+        buckets[start] = buckets.get(start, RelevanceBucket(start=start)) + RelevanceBucket(start=start, **row)
+    for row in thumbs:
+        start = row.pop("period")
+        buckets[start] = buckets.get(start, RelevanceBucket(start=start)) + RelevanceBucket(start=start, **row)
+    return [buckets[start] for start in sorted(buckets)]
+
+
+@dataclass(frozen=True)
+class FeedbackQueryStats:
+    """One query's thumbs over a period (grouped like the log's reports)."""
+
+    query: str
+    thumbs_down: int
+    thumbs_up: int
+    users: int
+    last_given_at: datetime
+
+
+def feedback_most_downvoted_queries(*, since: datetime | None = None, limit: int = 50) -> list[FeedbackQueryStats]:
+    """Queries with thumbs down, most first; the query is the logged search's normalised form when
+    the feedback names one, else its text in lower case."""
+    rows = (
+        _since(Feedback.objects.all(), since)
+        .annotate(grouped=Coalesce("query_log__query_normalized", Lower("query")))
+        .values("grouped")
+        .annotate(
+            down=Count("id", filter=Q(value=-1)), up=Count("id", filter=Q(value=1)),
+            users=Count("user", distinct=True), last=Max("created_at"),
+        )
+        .filter(down__gt=0)
+        .order_by("-down", "up", "-last")[:limit]
+    )
+    return [
+        FeedbackQueryStats(query=row["grouped"], thumbs_down=row["down"], thumbs_up=row["up"], users=row["users"],
+                           last_given_at=row["last"])
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class ClickThroughStats:
+    """One query's first-page searches and how many of them had a result opened."""
+
+    query: str
+    searches: int
+    clicked: int
+    users: int
+    last_searched_at: datetime
+
+    @property
+    def click_through(self) -> float:
+        return self.clicked / self.searches
+
+
+def query_log_low_click_through_queries(
+    *, since: datetime | None = None, min_searches: int = 5, below: float = 0.3, limit: int = 50
+) -> list[ClickThroughStats]:
+    """Queries searched at least ``min_searches`` times whose share of searches with a click is
+    below ``below``, lowest first, then the most searched (rare queries are too noisy to judge)."""
+    clicked = Exists(Click.objects.filter(query_log=OuterRef("pk")))
+    rows = (
+        _since(QueryLog.objects.filter(offset=0), since)
+        .values("query_normalized")
+        .annotate(
+            searches=Count("id"), clicked=Count("id", filter=Q(clicked)),
+            users=Count("user", distinct=True), last=Max("created_at"),
+        )
+        .filter(searches__gte=min_searches)
+        .annotate(share=Cast("clicked", FloatField()) / Cast("searches", FloatField()))
+        .filter(share__lt=below)
+        .order_by("share", "-searches", "-last")[:limit]
+    )
+    return [
+        ClickThroughStats(query=row["query_normalized"], searches=row["searches"], clicked=row["clicked"],
+                          users=row["users"], last_searched_at=row["last"])
+        for row in rows
+    ]
