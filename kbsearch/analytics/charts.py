@@ -8,6 +8,7 @@ Lines differ by dash pattern as well as colour, so they can be told apart withou
 A missing value (a rate on a day without searches) breaks the line instead of drawing a zero.
 """
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -31,11 +32,19 @@ def percent(value: float) -> str:
 
 
 def count(value: float) -> str:
-    return f"{value:,.0f}"
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.1f}"
 
 
 def ratio(value: float) -> str:
     return f"{value:.3f}"
+
+
+def _nice_ceiling(value: float) -> float:
+    """The axis top for counts: 1, 2, 2.5 or 5 times a power of ten, at least ``value``."""
+    if value <= 0:
+        return 1.0
+    magnitude = 10 ** math.floor(math.log10(value))
+    return next(step * magnitude for step in (1, 2, 2.5, 5, 10) if value <= step * magnitude)
 
 
 def _summary(series: Series, labels: Sequence[str], shown: Callable[[float], str]) -> str:
@@ -71,12 +80,12 @@ def line_chart(
 ) -> SafeString:
     """An SVG line chart of ``series`` over ``labels`` (the x axis, in order).
 
-    ``ceiling`` fixes the top of the y axis (1.0 for rates); otherwise it is the largest value.
+    ``ceiling`` fixes the top of the y axis (1.0 for rates); otherwise it is the largest value
+    rounded up to a round number.
     """
     chart_id = f"chart-{next(_ids)}"
     values = [value for line in series for value in line.values if value is not None]
-    top = ceiling if ceiling is not None else max(values, default=0.0)
-    top = top or 1.0
+    top = ceiling if ceiling is not None else _nice_ceiling(max(values, default=0.0))
     plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_width / max(len(labels) - 1, 1)
     xs = [LEFT + index * step for index in range(len(labels))]
