@@ -36,7 +36,8 @@ def synonym_table() -> SynonymTable:
         if _cache["revision"] == revision:
             return _cache["table"]
     table = SynonymTable(
-        (synonym_set.spec() for synonym_set in SynonymSet.objects.filter(enabled=True).order_by("pk")),
+        # A row of an unknown kind (written around the admin's validation) is skipped, not fatal to search.
+        (s.spec() for s in SynonymSet.objects.filter(enabled=True, kind__in=SynonymSet.Kind.values).order_by("pk")),
         weight=settings.KBSEARCH_SYNONYM_WEIGHT,
     )
     with _lock:
