@@ -188,6 +188,7 @@ def compact(memory: "MemoryIndex", *, seq: int, store_id: str) -> SegmentArrays:
         live_length=float(lengths.sum(dtype=np.float64)),
         languages=list(memory.language_names),
         sources=memory.source_names(),
+        places=list(memory.place_names),
         chunk_ids=chunk_ids.astype(np.int64),
         document_slots=row_slots.astype(np.int32),
         lengths=lengths,
@@ -207,4 +208,5 @@ def compact(memory: "MemoryIndex", *, seq: int, store_id: str) -> SegmentArrays:
         principals=principal_table,
         access_starts=access_starts,
         access_slots=access_slots,
+        document_places=memory.place_of_slot[old_slots[slot_order]].astype(np.int32),
     )
