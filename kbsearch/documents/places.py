@@ -10,12 +10,13 @@ A move (a Confluence page to another space) changes the key without touching the
 transaction, then the index moves the document without re-embedding, as an access change does. A
 new label for the same key (a renamed space) is the database's alone: the index holds keys only.
 """
-from kbsearch.documents.models import Document
+from kbsearch.documents.models import Document, Source
 from kbsearch.ingest.inputs import Place
 
 PLACE_KEY_MAX = Document._meta.get_field("place_key").max_length
 PLACE_LABEL_MAX = Document._meta.get_field("place_label").max_length
 SEPARATOR = ":"
+PLACE_VALUE_MAX = Source._meta.get_field("key").max_length + len(SEPARATOR) + PLACE_KEY_MAX
 
 
 class InvalidPlace(ValueError):
