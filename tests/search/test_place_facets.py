@@ -107,3 +107,13 @@ def test_the_page_offers_places_as_links_that_filter(kb, page_client):
     assert "of about 2 (" in filtered
     refused = client.get("/", {"q": "VPN", "place": "share:nope"})
     assert refused.status_code == 400
+
+
+def test_results_and_documents_name_their_place(kb, users, token_client):
+    alice = token_client(users["alice"])
+    places = {result["title"]: result["place"] for result in search(alice).json()["results"]}
+    assert places["Salary bands"] == {"value": "share:hr", "label": "hr"}
+    assert places["Engineering readme"] == {"value": "share:eng", "label": "eng"}
+    assert places["Welcome"] is None
+    detail = alice.get(f"/api/v1/documents/{kb['hr/salary.en.md'].pk}").json()
+    assert detail["place"] == {"value": "share:hr", "label": "hr"}

@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kbsearch.api.errors import error_responses
-from kbsearch.api.fields import HighlightedHtmlField, QueryTextField, SourceSerializer
+from kbsearch.api.fields import HighlightedHtmlField, PlaceField, QueryTextField, SourceSerializer
 from kbsearch.documents.places import PLACE_VALUE_MAX
 from kbsearch.search.pages import LANGUAGES, MAX_FILTER_VALUES, MAX_LIMIT, MAX_OFFSET, search_page_run
 from kbsearch.search.throttles import SearchRateThrottle
@@ -19,6 +19,7 @@ class SearchResultSerializer(serializers.Serializer):
     title_html = HighlightedHtmlField(source="title")
     url = serializers.CharField(source="document.url", help_text="Link to the original.")
     source = SourceSerializer(source="document.source")
+    place = PlaceField(source="document")
     language = serializers.CharField(source="document.language")
     updated_at = serializers.DateTimeField()
     snippet = serializers.CharField(source="snippet.text")
