@@ -38,7 +38,9 @@ def vocabulary(size: int, rng) -> list[str]:
     return words
 
 
-def build(path: str, chunks: int, rng) -> list[str]:
+def build(path: str, chunks: int, rng, *, places: int = 0) -> list[str]:
+    """Write the corpus; with ``places``, document ``d`` is in place ``bench:p<(d // 7) % places>``
+    (by sevens, so a place holds documents of either parity, as the access groups split them)."""
     vocab = vocabulary(30_000, rng)
     weights = 1.0 / np.arange(1, len(vocab) + 1)
     weights /= weights.sum()
@@ -63,7 +65,8 @@ def build(path: str, chunks: int, rng) -> list[str]:
                 principals.update({"group:half", f"group:half-team-{(document_id // 2) % 2000}"})
             batch.append(
                 IndexChunk(chunk_id, document_id, "bench", "zh" if i % 2 else "en",
-                           [vocab[t] for t in terms[i]], vectors[i], frozenset(principals))
+                           [vocab[t] for t in terms[i]], vectors[i], frozenset(principals),
+                           place=f"bench:p{(document_id // 7) % places}" if places else "")
             )
         index.upsert_chunks(batch).raise_for_failures()
     index.close()
