@@ -23,12 +23,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_search import DIM, build  # noqa: E402
+from bench_search import DIM, build, search_percentiles  # noqa: E402
 
 from kbsearch.index.base import SearchFilters  # noqa: E402
 from kbsearch.index.embedded import EmbeddedIndexBackend  # noqa: E402
 from kbsearch.index.embedded.segments import segments_directory  # noqa: E402
-from kbsearch.index.ranking import rank_documents  # noqa: E402
 
 PLACES = 50
 
@@ -41,16 +40,7 @@ def timed_rows(index, vocab, queries: int, rng) -> list[tuple[str, str, float, f
         filters = SearchFilters(principals=frozenset({"group:half"}),
                                 places=frozenset(places) if places is not None else None)
         for mode in ("bm25", "vector", "hybrid"):
-            timings = []
-            for _ in range(queries):
-                query = " ".join(vocab[int(i)] for i in rng.integers(0, 3000, size=4))
-                vector = rng.normal(size=DIM).astype(np.float32)
-                vector /= np.linalg.norm(vector)
-                began = time.perf_counter()
-                rank_documents(index=index, query=query, query_vector=vector, filters=filters, mode=mode,
-                               alpha=0.5, limit=10)
-                timings.append((time.perf_counter() - began) * 1000)
-            rows.append((label, mode, float(np.percentile(timings, 50)), float(np.percentile(timings, 95))))
+            rows.append((label, mode, *search_percentiles(index, vocab, filters, mode, queries, rng)))
     return rows
 
 

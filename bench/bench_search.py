@@ -73,6 +73,20 @@ def build(path: str, chunks: int, rng, *, places: int = 0) -> list[str]:
     return vocab
 
 
+def search_percentiles(index, vocab: list[str], filters: SearchFilters, mode: str, queries: int, rng
+                       ) -> tuple[float, float]:
+    """p50 and p95 in ms of ``queries`` searches of four random words (and a random vector)."""
+    timings = []
+    for _ in range(queries):
+        query = " ".join(vocab[int(i)] for i in rng.integers(0, 3000, size=4))
+        vector = rng.normal(size=DIM).astype(np.float32)
+        vector /= np.linalg.norm(vector)
+        began = time.perf_counter()
+        rank_documents(index=index, query=query, query_vector=vector, filters=filters, mode=mode, alpha=0.5, limit=10)
+        timings.append((time.perf_counter() - began) * 1000)
+    return float(np.percentile(timings, 50)), float(np.percentile(timings, 95))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chunks", type=int, default=100_000)
@@ -101,17 +115,8 @@ def main() -> None:
             teams = {f"{group}-team-{k}" for k in range(args.user_groups - 1)}
             filters = SearchFilters(principals=frozenset({group, *teams}))
             for mode in ("bm25", "vector", "hybrid"):
-                timings = []
-                for _ in range(args.queries):
-                    words = [vocab[int(i)] for i in rng.integers(0, 3000, size=4)]
-                    query = " ".join(words)
-                    vector = rng.normal(size=DIM).astype(np.float32)
-                    vector /= np.linalg.norm(vector)
-                    began = time.perf_counter()
-                    rank_documents(index=index, query=query, query_vector=vector, filters=filters, mode=mode,
-                                   alpha=0.5, limit=10)
-                    timings.append((time.perf_counter() - began) * 1000)
-                print(f"| {label} | {mode} | {np.percentile(timings, 50):.1f} | {np.percentile(timings, 95):.1f} |")
+                p50, p95 = search_percentiles(index, vocab, filters, mode, args.queries, rng)
+                print(f"| {label} | {mode} | {p50:.1f} | {p95:.1f} |")
         index.close()
 
 
