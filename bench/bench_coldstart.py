@@ -39,7 +39,7 @@ from kbsearch.index.base import SearchFilters
 from kbsearch.index.embedded import EmbeddedIndexBackend
 from kbsearch.index.ranking import rank_documents
 sys.path.insert(0, sys.argv[3])
-from bench_search import DIM, vocabulary
+from bench_search import DIM, search_percentiles, vocabulary
 
 def rss():
     fields = {}
@@ -71,16 +71,7 @@ if queries:
     for group, label in (("group:one-percent", "1%"), ("group:half", "50%")):
         filters = SearchFilters(principals=frozenset({group}))
         for mode in ("bm25", "vector", "hybrid"):
-            timings = []
-            for _ in range(queries):
-                query = " ".join(vocab[int(i)] for i in rng.integers(0, 3000, size=4))
-                vector = rng.normal(size=DIM).astype(np.float32)
-                vector /= np.linalg.norm(vector)
-                began = time.perf_counter()
-                rank_documents(index=index, query=query, query_vector=vector, filters=filters, mode=mode,
-                               alpha=0.5, limit=10)
-                timings.append((time.perf_counter() - began) * 1000)
-            rows.append([label, mode, float(np.percentile(timings, 50)), float(np.percentile(timings, 95))])
+            rows.append([label, mode, *search_percentiles(index, vocab, filters, mode, queries, rng)])
     result["rows"] = rows
     result["rss_after_queries"] = rss()
 print(json.dumps(result))

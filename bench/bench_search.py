@@ -38,7 +38,9 @@ def vocabulary(size: int, rng) -> list[str]:
     return words
 
 
-def build(path: str, chunks: int, rng) -> list[str]:
+def build(path: str, chunks: int, rng, *, places: int = 0) -> list[str]:
+    """Write the corpus; with ``places``, document ``d`` is in place ``bench:p<(d // 7) % places>``
+    (by sevens, so a place holds documents of either parity, as the access groups split them)."""
     vocab = vocabulary(30_000, rng)
     weights = 1.0 / np.arange(1, len(vocab) + 1)
     weights /= weights.sum()
@@ -63,11 +65,26 @@ def build(path: str, chunks: int, rng) -> list[str]:
                 principals.update({"group:half", f"group:half-team-{(document_id // 2) % 2000}"})
             batch.append(
                 IndexChunk(chunk_id, document_id, "bench", "zh" if i % 2 else "en",
-                           [vocab[t] for t in terms[i]], vectors[i], frozenset(principals))
+                           [vocab[t] for t in terms[i]], vectors[i], frozenset(principals),
+                           place=f"bench:p{(document_id // 7) % places}" if places else "")
             )
         index.upsert_chunks(batch).raise_for_failures()
     index.close()
     return vocab
+
+
+def search_percentiles(index, vocab: list[str], filters: SearchFilters, mode: str, queries: int, rng
+                       ) -> tuple[float, float]:
+    """p50 and p95 in ms of ``queries`` searches of four random words (and a random vector)."""
+    timings = []
+    for _ in range(queries):
+        query = " ".join(vocab[int(i)] for i in rng.integers(0, 3000, size=4))
+        vector = rng.normal(size=DIM).astype(np.float32)
+        vector /= np.linalg.norm(vector)
+        began = time.perf_counter()
+        rank_documents(index=index, query=query, query_vector=vector, filters=filters, mode=mode, alpha=0.5, limit=10)
+        timings.append((time.perf_counter() - began) * 1000)
+    return float(np.percentile(timings, 50)), float(np.percentile(timings, 95))
 
 
 def main() -> None:
@@ -98,17 +115,8 @@ def main() -> None:
             teams = {f"{group}-team-{k}" for k in range(args.user_groups - 1)}
             filters = SearchFilters(principals=frozenset({group, *teams}))
             for mode in ("bm25", "vector", "hybrid"):
-                timings = []
-                for _ in range(args.queries):
-                    words = [vocab[int(i)] for i in rng.integers(0, 3000, size=4)]
-                    query = " ".join(words)
-                    vector = rng.normal(size=DIM).astype(np.float32)
-                    vector /= np.linalg.norm(vector)
-                    began = time.perf_counter()
-                    rank_documents(index=index, query=query, query_vector=vector, filters=filters, mode=mode,
-                                   alpha=0.5, limit=10)
-                    timings.append((time.perf_counter() - began) * 1000)
-                print(f"| {label} | {mode} | {np.percentile(timings, 50):.1f} | {np.percentile(timings, 95):.1f} |")
+                p50, p95 = search_percentiles(index, vocab, filters, mode, args.queries, rng)
+                print(f"| {label} | {mode} | {p50:.1f} | {p95:.1f} |")
         index.close()
 
 

@@ -13,7 +13,8 @@ cheapest way to bring a source up to date:
   source apply quickly and without re-embedding.
 
 Loads yield ``DocumentInput``s, and ``DocumentFailure``s for items that exist but cannot be read, so
-one bad item never hides the others (nor gets its document deleted as if it had vanished). Cursor
+one bad item never hides the others (nor gets its document deleted as if it had vanished). Each
+input names its ``Place`` (a space, a library, a top folder: the ``place`` facet). Cursor
 streams also yield ``DocumentDeleted``, ``AccessChanged``, ``ItemNotice`` and ``Checkpoint``, and
 raise ``ResyncRequired`` when their cursor has expired.
 """
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from kbsearch.ingest.inputs import DocumentInput
+from kbsearch.ingest.inputs import DocumentInput, Place
 
 
 class ConnectorConfigError(ValueError):
@@ -65,10 +66,15 @@ class DocumentDeleted:
 
 @dataclass(frozen=True)
 class AccessChanged:
-    """The item's content is unchanged but who may read it changed: applied without re-embedding."""
+    """The item's content is unchanged but who may read it changed: applied without re-embedding.
+
+    ``place``, when given, is where the item lives now (a permission sync lists it at no extra
+    cost): an item moved to another space is moved without re-embedding. None: not stated, kept.
+    """
 
     external_id: str
     principals: tuple[str, ...]
+    place: Place | None = None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ the saved cursor (``retry``) and read again first thing next run through the con
 ``reload(external_ids)``, until they succeed, fail for good or are deleted.
 
 A permission sync (``PermissionSyncMixin.access_lists``) only compares access lists and replaces the
-ones that changed: no content is read, nothing is re-embedded.
+ones that changed: no content is read, nothing is re-embedded. An ``AccessChanged`` that states
+the item's place moves the document too (a Confluence page moved to another space), the same way.
 """
 from collections.abc import Iterable
 from datetime import datetime
@@ -37,9 +38,11 @@ from connectors.base import (
 from connectors.models import SyncRun
 from kbsearch.documents import faults
 from kbsearch.documents.models import Document, Source
+from kbsearch.documents.places import InvalidPlace, place_fields
 from kbsearch.documents.services import (
     IngestReport,
     document_set_access,
+    document_set_place,
     documents_delete,
     documents_ingest,
     documents_prune_unseen,
@@ -62,8 +65,8 @@ class SyncCancelled(Exception):
 def items_handled(report: IngestReport) -> int:
     """Items a run has dealt with so far, whatever the outcome (for progress bars)."""
     return (
-        report.created + report.updated + report.unchanged + report.access_updated + report.deleted
-        + len(report.errors)
+        report.created + report.updated + report.unchanged + report.access_updated + report.place_updated
+        + report.deleted + len(report.errors)
     )
 
 
@@ -196,17 +199,18 @@ def failure_record(*, source: Source, failure: DocumentFailure, index, report: I
 
 
 def access_apply(*, source: Source, changes: list[AccessChanged], index, report: IngestReport) -> None:
-    """Replace the access lists that differ from what is stored; unknown ids are skipped."""
+    """Replace the access lists (and stated places) that differ from what is stored; unknown ids are skipped."""
     documents = {
         document.external_id: document
         for document in Document.objects.filter(
             source=source, external_id__in=[change.external_id for change in changes]
-        ).prefetch_related("access")
+        ).select_related("source").prefetch_related("access")
     }
     for change in changes:
         document = documents.get(change.external_id)
         if document is None:
             continue  # not (yet) indexed: its content sync brings it with its access list
+        moved = _place_apply(document, change, index, report)
         stored = {row.principal for row in document.access.all()}
         try:
             wanted = set(principals_for_source(source=source, principals=change.principals))
@@ -219,10 +223,24 @@ def access_apply(*, source: Source, changes: list[AccessChanged], index, report:
                 report.access_updated += 1
             continue
         if stored == wanted:
-            report.unchanged += 1
+            report.unchanged += int(not moved)
             continue
         document_set_access(document=document, principals=change.principals, index=index)
         report.access_updated += 1
+
+
+def _place_apply(document: Document, change: AccessChanged, index, report: IngestReport) -> bool:
+    """Move the document to the place the change states, if it states one; True when it changed."""
+    if change.place is None:
+        return False
+    try:
+        key, label = place_fields(change.place)
+    except InvalidPlace as error:
+        report.errors.append((change.external_id, f"place rejected, kept as it was: {error}"))
+        return False
+    moved = document_set_place(document=document, key=key, label=label, index=index)
+    report.place_updated += int(moved)
+    return moved
 
 
 def permissions_apply(*, source: Source, run: SyncRun, items: Iterable, index, report: IngestReport, on_progress=None) -> None:

@@ -9,7 +9,9 @@ A folder without one inherits its parent's list; the root without one grants nob
 without permissions stays invisible (fail closed). A malformed ``_access.yaml`` makes every file
 below it a failure with ``revoke_access`` until it is fixed.
 
-External ids are POSIX paths relative to the root.
+External ids are POSIX paths relative to the root. A file's place (the ``place`` facet) is the
+top-level folder it is in (``hr`` for ``hr/policies/leave.md``); files at the root are in none. A
+file moved to another top folder has another path, so it is a new document and the old one goes.
 
 Polling re-reads a file when one of these says it may have changed (a re-read of an unchanged file
 costs a read and a hash comparison; a missed change is a stale or wrongly visible document):
@@ -48,7 +50,7 @@ from connectors.base import (
     PollMixin,
     register_connector,
 )
-from kbsearch.ingest.inputs import DocumentInput
+from kbsearch.ingest.inputs import DocumentInput, Place
 from kbsearch.ingest.parsers import blocks_from_html, blocks_from_markdown, blocks_from_text
 
 ACCESS_FILE = "_access.yaml"
@@ -265,6 +267,7 @@ class FileSystemConnector(BaseConnector, FullLoadMixin, PollMixin, IdListingMixi
             principals=access.principals,
             url=path.as_uri(),
             updated_at=datetime.fromtimestamp(info.st_mtime, tz=UTC),
+            place=_top_folder(external_id),
         )
 
     def load_all(self) -> Iterator[LoadItem]:
@@ -293,6 +296,11 @@ class FileSystemConnector(BaseConnector, FullLoadMixin, PollMixin, IdListingMixi
         # that could hide a change made in between.
         for entry in self._walk():
             yield self._external_id(entry.path)
+
+
+def _top_folder(external_id: str) -> Place | None:
+    top, separator, _rest = external_id.partition("/")
+    return Place(key=top, label=top) if separator else None
 
 
 def _title_of(blocks, path: Path) -> str:

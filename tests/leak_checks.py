@@ -3,7 +3,7 @@
 Shared by the leak tests (``tests/search/test_leaks.py``: access from Django groups;
 ``tests/access/test_nested_group_leaks.py``: access only through nested directory groups). A test
 states by hand what each user may see (``Expected``); the checks compare every endpoint with it:
-search results, totals, source and language facets, snippets and titles (no marker word of a
+search results, totals, source, language and (when stated) place facets, snippets and titles (no marker word of a
 hidden document anywhere), the document itself (200 exactly for visible ids, one identical 404
 for hidden and missing ones), feedback and clicks (accepted exactly for visible documents).
 
@@ -27,6 +27,9 @@ class Expected:
     visible: dict[str, set[Key]]  # username -> the documents they may see
     markers: dict[Key, str]  # the marker word each restricted document holds
     source_names: dict[str, str]  # source key -> its display name
+    # Each document's place as (facet value, label); None: places are not checked. A document
+    # missing from it is in no place.
+    places: dict[Key, tuple[str, str]] | None = None
 
     def ids(self, name: str) -> set[int]:
         return {self.documents[key] for key in self.visible[name]}
@@ -38,6 +41,14 @@ class Expected:
             sources[key[0]] = sources.get(key[0], 0) + 1
             languages[language_of(key)] = languages.get(language_of(key), 0) + 1
         return sources, languages
+
+    def place_facet(self, name: str) -> dict[tuple[str, str], int]:
+        """(value, label) -> count over the documents ``name`` may see."""
+        counts: dict[tuple[str, str], int] = {}
+        for key in self.visible[name]:
+            if key in (self.places or {}):
+                counts[self.places[key]] = counts.get(self.places[key], 0) + 1
+        return counts
 
     def hidden_markers(self, name: str) -> set[str]:
         visible_markers = {self.markers[key] for key in self.visible[name] if key in self.markers}
@@ -74,6 +85,9 @@ def api_search_check(expected: Expected, name: str, client, query: str, *, names
     assert len(body["results"]) == body["total"] == len(expected.visible[name]), (name, query)
     assert {f["value"]: f["count"] for f in body["facets"]["source"]} == sources, (name, query)
     assert {f["value"]: f["count"] for f in body["facets"]["language"]} == languages, (name, query)
+    if expected.places is not None:
+        assert {(f["value"], f["label"]): f["count"] for f in body["facets"]["place"]} == expected.place_facet(name), (
+            name, query)
     shown = " ".join(r[field] for r in body["results"] for field in ("title", "title_html", "snippet", "snippet_html"))
     for marker in expected.hidden_markers(name):
         assert marker not in shown.casefold(), (name, query, marker)
@@ -96,6 +110,8 @@ def page_search_check(expected: Expected, name: str, client, query: str, *, name
     assert shown == expected.ids(name), name
     assert page_facets(page, "source") == {expected.source_names[key]: n for key, n in sources.items()}, name
     assert page_facets(page, "language") == {LANGUAGE_LABELS[code]: n for code, n in languages.items()}, name
+    if expected.places is not None:
+        assert page_facets(page, "place") == {label: n for (_value, label), n in expected.place_facet(name).items()}, name
     if expected.visible[name]:
         assert f"of about {len(expected.visible[name])} (" in page, name
     for marker in expected.hidden_markers(name) if names_no_marker else ():

@@ -19,8 +19,8 @@ Runs (see docs/connectors.md):
   lists each space's trash (ids only, with trashed pages' attachments) and reports what is newly
   trashed as deleted. Purged content is removed by full passes.
 - a permission sync lists every page and blog post with ancestors' and own restrictions (no bodies)
-  and yields each access list, with the attachments'. Moves and restriction changes do not bump
-  ``lastmodified``; this is what applies them.
+  and yields each access list and space (the place), with the attachments'. Moves and restriction
+  changes do not bump ``lastmodified``; this is what applies them.
 """
 import logging
 from collections.abc import Iterator
@@ -49,10 +49,11 @@ from connectors.confluence.content import (
     item_of,
     page_input,
     parse_when,
+    space_place,
 )
 from connectors.confluence.permissions import AccessResolver, MalformedAccess, SpaceAccess
 from kbsearch.ingest.extract import ExtractionFailed
-from kbsearch.ingest.inputs import DocumentInput
+from kbsearch.ingest.inputs import DocumentInput, Place
 
 logger = logging.getLogger(__name__)
 
@@ -169,11 +170,12 @@ class ConfluenceConnector(BaseConnector, CursorMixin, PermissionSyncMixin):
             yield DocumentFailure(item.id, f"malformed: {error}", revoke_access=True)
             return
         path = breadcrumb(space.name, item.raw.get("ancestors") or [], item.title)
+        place = space_place(space.key, space.name)
         if item.type == "attachment":
-            yield self._attachment(item, path, principals)
+            yield self._attachment(item, path, place, principals)
             return
         try:
-            yield page_input(item, space_name=space.name, principals=principals, base_url=self.base_url)
+            yield page_input(item, space=place, principals=principals, base_url=self.base_url)
         except MalformedContent as error:
             yield _malformed(error)
         if with_attachments and self.include_attachments:
@@ -183,7 +185,7 @@ class ConfluenceConnector(BaseConnector, CursorMixin, PermissionSyncMixin):
                 except MalformedContent as error:
                     yield _malformed(error)
                     continue
-                yield self._attachment(child, f"{path} > {child.title}", principals)
+                yield self._attachment(child, f"{path} > {child.title}", place, principals)
 
     def _attachments_of(self, item: Item) -> Iterator:
         listing = ((item.raw.get("children") or {}).get("attachment"))
@@ -195,7 +197,7 @@ class ConfluenceConnector(BaseConnector, CursorMixin, PermissionSyncMixin):
             for more in self.client.pages(page.next_path):
                 yield from more.results
 
-    def _attachment(self, item: Item, path: str, principals: tuple[str, ...]):
+    def _attachment(self, item: Item, path: str, place: Place, principals: tuple[str, ...]):
         size = attachment_size(item)
         if size is not None and size > self.max_attachment_bytes:
             return DocumentFailure(item.id, f"attachment is {size:,} bytes; the limit is {self.max_attachment_bytes:,}",
@@ -213,7 +215,7 @@ class ConfluenceConnector(BaseConnector, CursorMixin, PermissionSyncMixin):
             return DocumentFailure(item.id, f"attachment is {len(data):,} bytes; the limit is {self.max_attachment_bytes:,}",
                                    retryable=False)
         try:
-            return attachment_input(item, data, path=path, principals=principals, base_url=self.base_url)
+            return attachment_input(item, data, path=path, space=place, principals=principals, base_url=self.base_url)
         except ExtractionFailed as error:
             return DocumentFailure(item.id, f"no text extracted: {error}", retryable=False)
 
@@ -357,7 +359,10 @@ class ConfluenceConnector(BaseConnector, CursorMixin, PermissionSyncMixin):
         except MalformedAccess as error:
             yield DocumentFailure(external_id, f"malformed: {error}", revoke_access=True)
             return
-        yield AccessChanged(external_id, principals)
+        # The space it is listed in is where it lives now: a page moved to another space is moved
+        # here, minutes after the move (a move does not change ``lastmodified``).
+        place = space_place(space.key, space.name)
+        yield AccessChanged(external_id, principals, place)
         if self.include_attachments:
             try:
                 item = Item(external_id, str(raw.get("type")), str(raw.get("title")), 0, None, raw)
@@ -366,7 +371,7 @@ class ConfluenceConnector(BaseConnector, CursorMixin, PermissionSyncMixin):
                 return  # deleted meanwhile; the content sync reports it
             for attachment in attachments:
                 if isinstance(attachment, dict) and attachment.get("id"):
-                    yield AccessChanged(str(attachment["id"]), principals)
+                    yield AccessChanged(str(attachment["id"]), principals, place)
 
 
 def _malformed(error: MalformedContent) -> DocumentFailure:

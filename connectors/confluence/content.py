@@ -7,7 +7,8 @@ Storage format is XHTML with Confluence's own elements (``ac:structured-macro``,
 of the page it points to. Headings are kept, so chunks carry their heading path.
 
 Each document starts with its path, ``Space > ancestor > ... > page`` (``> file`` for an
-attachment), so it is shown and ranked with where it lives.
+attachment), so it is shown and ranked with where it lives, and its place is its space (key and
+name: the ``place`` facet).
 """
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,7 @@ from datetime import datetime
 from bs4 import BeautifulSoup
 
 from kbsearch.ingest.extract import blocks_from_file
-from kbsearch.ingest.inputs import DocumentInput
+from kbsearch.ingest.inputs import DocumentInput, Place
 from kbsearch.ingest.parsers import Block, blocks_from_html
 
 KINDS = ("page", "blogpost", "attachment")
@@ -97,23 +98,30 @@ def _url(base_url: str, raw: dict) -> str:
     return f"{base_url}{webui}" if webui else ""
 
 
-def page_input(item: Item, *, space_name: str, principals: tuple[str, ...], base_url: str) -> DocumentInput:
+def space_place(key: str, name: str) -> Place:
+    """A space as a place: its key (stable; a space keeps it when renamed) and its name."""
+    return Place(key=key, label=name)
+
+
+def page_input(item: Item, *, space: Place, principals: tuple[str, ...], base_url: str) -> DocumentInput:
     body = ((item.raw.get("body") or {}).get("storage") or {}).get("value")
     if not isinstance(body, str):
         raise MalformedContent(f"item {item.id}: no storage body", item.id)
-    path = breadcrumb(space_name, item.raw.get("ancestors") or [], item.title)
+    path = breadcrumb(space.display_label, item.raw.get("ancestors") or [], item.title)
     blocks = [Block("paragraph", path), *storage_blocks(body)]
     return DocumentInput(external_id=item.id, title=item.title, blocks=blocks, principals=principals,
-                         url=_url(base_url, item.raw), updated_at=item.when)
+                         url=_url(base_url, item.raw), updated_at=item.when, place=space)
 
 
-def attachment_input(item: Item, data: bytes, *, path: str, principals: tuple[str, ...], base_url: str) -> DocumentInput:
+def attachment_input(
+    item: Item, data: bytes, *, path: str, space: Place, principals: tuple[str, ...], base_url: str
+) -> DocumentInput:
     """Raises ``ExtractionFailed`` for a file without honest text."""
     media_type = ((item.raw.get("metadata") or {}).get("mediaType") or
                   (item.raw.get("extensions") or {}).get("mediaType") or "")
     blocks = [Block("paragraph", path), *blocks_from_file(data, filename=item.title, media_type=media_type)]
     return DocumentInput(external_id=item.id, title=item.title, blocks=blocks, principals=principals,
-                         url=_url(base_url, item.raw), updated_at=item.when)
+                         url=_url(base_url, item.raw), updated_at=item.when, place=space)
 
 
 def attachment_size(item: Item) -> int | None:

@@ -46,8 +46,11 @@ from connectors.sharepoint.reading import (
     ItemReader,
     Library,
     item_external_id,
+    library_place,
     malformed_reason,
     page_external_id,
+    pages_place,
+    site_title,
 )
 
 GRAPH_URL = "https://graph.microsoft.com/v1.0"
@@ -116,8 +119,7 @@ class SharePointConnector(BaseConnector, CursorMixin, PermissionSyncMixin):
 
     def _libraries(self, site: dict) -> list[Library]:
         drives = self.client.get_pages(f"sites/{site['id']}/drives")
-        title = str(site.get("displayName") or site.get("name") or site["id"])
-        return [Library(site["id"], title, d["id"], str(d.get("name") or d["id"]))
+        return [Library(site["id"], site_title(site), d["id"], str(d.get("name") or d["id"]))
                 for d in drives if d.get("driveType", "documentLibrary") == "documentLibrary"]
 
     # -- changes -------------------------------------------------------------------------------------
@@ -247,7 +249,7 @@ class SharePointConnector(BaseConnector, CursorMixin, PermissionSyncMixin):
         raw = self.client.get_json(f"drives/{drive_id}/items/{item_id}")
         drive = self.client.get_json(f"drives/{drive_id}", params={"$select": "id,name"})
         site = self.client.get_json(f"sites/{raw['parentReference']['siteId']}")
-        library = Library(site["id"], str(site.get("displayName") or site["id"]), drive_id, drive.get("name", ""))
+        library = Library(site["id"], site_title(site), drive_id, str(drive.get("name") or drive_id))
         yield from self.reader.file_items(library, raw)
 
     def access_lists(self):
@@ -260,7 +262,7 @@ class SharePointConnector(BaseConnector, CursorMixin, PermissionSyncMixin):
                     body = self.client.get_json(link)
                     for raw in body.get("value") or []:
                         if malformed_reason(raw) is None and "file" in raw and "deleted" not in raw:
-                            yield self._access_item(library.drive_id, raw["id"])
+                            yield self._access_item(library, raw["id"])
                     link = body.get("@odata.nextLink")
             if self.include_pages:
                 pages = list(self.client.get_pages(f"sites/{site['id']}/pages/microsoft.graph.sitePage",
@@ -268,12 +270,16 @@ class SharePointConnector(BaseConnector, CursorMixin, PermissionSyncMixin):
                 if pages:
                     principals = self._site_principals(site)
                     for page in pages:
-                        yield AccessChanged(page_external_id(site["id"], page["id"]), principals)
+                        yield AccessChanged(page_external_id(site["id"], page["id"]), principals, pages_place(site))
 
-    def _access_item(self, drive_id: str, item_id: str):
+    def _access_item(self, library: Library, item_id: str):
+        """The item's access list, and its library as its place (so a renamed site or library is
+        relabelled by the next permission sync)."""
+        drive_id = library.drive_id
         external_id = item_external_id(drive_id, item_id)
         try:
-            return AccessChanged(external_id, tuple(sorted(self.reader.access(drive_id, item_id).principals)))
+            return AccessChanged(external_id, tuple(sorted(self.reader.access(drive_id, item_id).principals)),
+                                 library_place(library))
         except GraphNotFound:
             return AccessChanged(external_id, ())  # gone since the listing: hidden until the content sync
         except GraphUnauthorized:

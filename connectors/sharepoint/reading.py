@@ -8,8 +8,10 @@ item's permissions), preceded by an ``ItemNotice`` when it has anonymous links; 
 way), while an item whose permissions could not be read is retryable and hidden meanwhile (fail
 closed). When only the content failed, the fresh access list is still applied (``AccessChanged``).
 
-kbsearch has only ``source`` and ``language`` facets, so a document's place goes into its title:
-``site > library > folder > name``, which shows in results and is ranked like any title words.
+A file's place (the ``place`` facet and filter) is its library: the drive id, stable across
+renames, labelled ``site > library``; a site page's is the site's pages, ``site > Site Pages``. The
+title keeps the whole path, ``site > library > folder > name``, which shows in results and is
+ranked like any title words.
 """
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +21,7 @@ from connectors.base import AccessChanged, DocumentDeleted, DocumentFailure, Ite
 from connectors.sharepoint.client import GraphClient, GraphError, GraphNotFound, GraphUnauthorized
 from connectors.sharepoint.permissions import IdentityPolicy, item_access
 from kbsearch.ingest.extract import ExtractionFailed, blocks_from_file
-from kbsearch.ingest.inputs import DocumentInput
+from kbsearch.ingest.inputs import DocumentInput, Place
 from kbsearch.ingest.parsers import Block, blocks_from_html
 
 PATH_SEPARATOR = " > "
@@ -42,6 +44,15 @@ class Library:
     drive_id: str
     name: str
     folders: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def library_place(library: Library) -> Place:
+    return Place(key=library.drive_id, label=PATH_SEPARATOR.join((library.site_name, library.name)))
+
+
+def pages_place(site: dict) -> Place:
+    # "pages:" cannot be a drive id (those start with "b!"), so a site's pages never share a key with a library.
+    return Place(key=f"pages:{site['id']}", label=PATH_SEPARATOR.join((site_title(site), "Site Pages")))
 
 
 def malformed_reason(raw: object) -> str | None:
@@ -146,7 +157,8 @@ class ItemReader:
                     DocumentFailure(external_id, f"no text: {error}", retryable=False)]
         title = PATH_SEPARATOR.join((library.site_name, library.name, *folders, name))
         items.append(DocumentInput(external_id=external_id, title=title, blocks=blocks, principals=principals,
-                                   url=str(raw.get("webUrl") or ""), updated_at=_when(raw.get("lastModifiedDateTime"))))
+                                   url=str(raw.get("webUrl") or ""), updated_at=_when(raw.get("lastModifiedDateTime")),
+                                   place=library_place(library)))
         return items
 
     def _content(self, drive_id: str, item_id: str, download_url: str | None) -> bytes:
@@ -175,7 +187,8 @@ class ItemReader:
             return DocumentFailure(external_id, "the page has no text", retryable=False)
         title = PATH_SEPARATOR.join((site_title(site), "Site Pages", str(page.get("title") or page.get("name") or "")))
         return DocumentInput(external_id=external_id, title=title, blocks=blocks, principals=principals,
-                             url=str(page.get("webUrl") or ""), updated_at=_when(page.get("lastModifiedDateTime")))
+                             url=str(page.get("webUrl") or ""), updated_at=_when(page.get("lastModifiedDateTime")),
+                             place=pages_place(site))
 
 
 def site_title(site: dict) -> str:

@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from kbsearch.documents.ids import MAX_ID
+from kbsearch.documents.places import document_place_value
 from kbsearch.text.highlight import Highlighted
 from kbsearch.text.query import MAX_QUERY_CHARS
 
@@ -50,3 +51,27 @@ class SourceSerializer(serializers.Serializer):
 
     class Meta:
         ref_name = "Source"
+
+
+class PlaceSerializer(serializers.Serializer):
+    value = serializers.CharField(help_text="`<source key>:<place key>`, as the `place` filter takes it.")
+    label = serializers.CharField()
+
+    class Meta:
+        ref_name = "Place"
+
+
+@extend_schema_field(PlaceSerializer(allow_null=True))
+class PlaceField(serializers.Field):
+    """A document's place (a space, a library, a top folder), or null when it is in none."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs["read_only"] = True
+        kwargs.setdefault("source", "*")
+        kwargs.setdefault("help_text", "Where the document lives in its source; null when nowhere in particular.")
+        super().__init__(**kwargs)
+
+    def to_representation(self, document) -> dict | None:
+        if not document.place_key:
+            return None
+        return {"value": document_place_value(document), "label": document.place_label or document.place_key}

@@ -118,13 +118,13 @@ class DocumentAccessInline(admin.TabularInline):
 
 @admin.register(Document)
 class DocumentAdmin(ReadOnlyAdmin):
-    list_display = ("title", "source", "language", "version", "source_updated_at", "updated_at")
+    list_display = ("title", "source", "place_label", "language", "version", "source_updated_at", "updated_at")
     list_filter = ("source", "language")
     search_fields = ("title", "external_id")
     list_select_related = ("source",)
     inlines = [DocumentAccessInline]
     readonly_fields = (
-        "source", "external_id", "title", "url", "language", "content_hash", "version",
+        "source", "external_id", "title", "url", "place_key", "place_label", "language", "content_hash", "version",
         "source_updated_at", "created_at", "updated_at", "access_explained", "body",
     )
 

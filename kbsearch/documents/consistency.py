@@ -7,6 +7,7 @@ What is compared, document by document (a batch at a time, reading the index's r
 - extra: the index holds a document the database no longer has (a deletion it never took);
 - chunks: both hold the document, with other chunk ids (a count or a content change it missed);
 - access: same chunks, another access list;
+- place: same chunks and access list, another place (a move the index never took);
 - metadata: the serving generation was built by another model or analyzer than the configured one
   (reported, never repaired here: a rollback may be deliberate, and the cure is a re-embed).
 
@@ -23,6 +24,7 @@ from django.db import transaction
 
 from kbsearch.documents.models import Chunk, Document, DocumentAccess
 from kbsearch.documents.outbox import index_changes_record, index_changes_replay_all
+from kbsearch.documents.places import place_value
 from kbsearch.index.base import BaseIndexBackend
 from kbsearch.index.registry import get_index_backend
 from kbsearch.ops.metrics import index_drift_found
@@ -30,7 +32,7 @@ from kbsearch.ops.metrics import index_drift_found
 logger = logging.getLogger(__name__)
 
 _BATCH_DOCUMENTS = 500
-DRIFT_KINDS = ("missing", "extra", "chunks", "access")
+DRIFT_KINDS = ("missing", "extra", "chunks", "access", "place")
 
 
 @dataclass
@@ -42,6 +44,7 @@ class IndexCheckReport:
     extra: list[int] = field(default_factory=list)
     chunks: list[int] = field(default_factory=list)
     access: list[int] = field(default_factory=list)
+    place: list[int] = field(default_factory=list)
     metadata_problems: list[str] = field(default_factory=list)
     repaired: int = 0
 
@@ -78,7 +81,7 @@ def index_check(*, repair: bool = False, index: BaseIndexBackend | None = None, 
     for in_index in index.iter_document_ids(batch_size=_BATCH_DOCUMENTS):
         known = set(Document.objects.filter(pk__in=in_index).values_list("pk", flat=True))
         report.extra.extend(document_id for document_id in in_index if document_id not in known)
-    drifted = report.missing + report.chunks + report.access
+    drifted = report.missing + report.chunks + report.access + report.place
     sources = dict(Document.objects.filter(pk__in=drifted).values_list("pk", "source_id"))
     _count_drift(report)
     if repair and report.drifted:
@@ -100,6 +103,12 @@ def _compare(document_ids: Sequence[int], index: BaseIndexBackend, report: Index
         "document_id", "principal"
     ):
         access.setdefault(document_id, set()).add(principal)
+    places = {
+        document_id: place_value(source_key, place_key)
+        for document_id, source_key, place_key in Document.objects.filter(pk__in=document_ids).values_list(
+            "pk", "source__key", "place_key"
+        )
+    }
     held = index.indexed_documents(document_ids)
     report.documents_checked += len(document_ids)
     for document_id in document_ids:
@@ -112,6 +121,8 @@ def _compare(document_ids: Sequence[int], index: BaseIndexBackend, report: Index
             report.chunks.append(document_id)  # includes a document whose chunks are all gone
         elif entry.principals != frozenset(access.get(document_id, ())):
             report.access.append(document_id)
+        elif wanted and entry.places != {places.get(document_id, "")}:
+            report.place.append(document_id)
 
 
 def _metadata_problems(index: BaseIndexBackend, configured) -> list[str]:

@@ -3,13 +3,15 @@ and rebuilding the whole index from the database into a new generation.
 
 The database is the source of truth (``kbsearch.documents.models``); everything the index holds is
 derived here, so ingest, crash recovery and rebuilds cannot disagree on what a chunk looks like in
-the index (its terms include the document title; its date is the source's, else ours).
+the index (its terms include the document title; its date is the source's, else ours; its place is
+named with its source's key, ``kbsearch.documents.places``).
 """
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from kbsearch.documents.models import Chunk, Document, DocumentAccess
+from kbsearch.documents.places import document_place_value
 from kbsearch.index.base import BaseIndexBackend, IndexChunk, IndexGeneration
 from kbsearch.index.registry import get_index_backend
 from kbsearch.text.analysis import chunk_terms
@@ -26,6 +28,7 @@ def index_chunk_for(*, document: Document, chunk: Chunk, vector: np.ndarray, pri
         vector=vector,
         principals=principals,
         updated_at=document.source_updated_at or document.updated_at,
+        place=document_place_value(document),
     )
 
 

@@ -45,6 +45,10 @@ class Document(models.Model):
     content_hash = models.CharField(max_length=64)
     version = models.PositiveIntegerField(default=1)
     source_updated_at = models.DateTimeField(null=True, blank=True)
+    # Where it lives in its source (``kbsearch.documents.places``): a Confluence space, a SharePoint
+    # library, a share's top folder; empty for none. The key is stable, the label what people read.
+    place_key = models.CharField(max_length=255, blank=True, default="")
+    place_label = models.CharField(max_length=300, blank=True, default="")
     # When a cursor connector's full pass last mentioned it: a full pass deletes the documents it
     # did not mention, even when the pass was interrupted and resumed.
     seen_at = models.DateTimeField(null=True, blank=True)
@@ -55,7 +59,10 @@ class Document(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["source", "external_id"], name="document_unique_per_source")
         ]
-        indexes = [models.Index(fields=["source", "updated_at"])]
+        indexes = [
+            models.Index(fields=["source", "updated_at"]),
+            models.Index(fields=["source", "place_key"], name="document_place"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.source.key}:{self.external_id}"
@@ -103,6 +110,7 @@ class PendingIndexChange(models.Model):
     class Kind(models.TextChoices):
         UPSERT = "upsert"  # new content: chunks replaced
         ACCESS = "access"  # same content, new access list
+        PLACE = "place"  # same content, moved to another place
         DELETE = "delete"  # the document is gone
         REPAIR = "repair"  # ``sync_source --full`` found the index out of step
 

@@ -14,7 +14,8 @@ and replaying twice does nothing more:
 - the index holds other chunk ids than the database (chunk rows are never edited, only replaced,
   so equal ids mean equal entries): the stored chunk texts are re-embedded (the encoder is
   deterministic) and the document's index entries replaced;
-- same chunks, other principals: the access list is replaced, without re-embedding.
+- same chunks, other principals: the access list is replaced, without re-embedding;
+- same chunks, another place: the document is moved, without re-embedding.
 
 Writers of one source hold its lock (``kbsearch.documents.locks``) while writing and replaying, so
 two processes never apply different states of one document in the wrong order.
@@ -28,6 +29,7 @@ from kbsearch.documents import faults
 from kbsearch.documents.indexing import index_chunks_for
 from kbsearch.documents.locks import SourceBusy, source_lock
 from kbsearch.documents.models import Chunk, Document, DocumentAccess, PendingIndexChange, Source
+from kbsearch.documents.places import document_place_value, place_value
 from kbsearch.index.base import BaseIndexBackend, IndexChunk
 
 logger = logging.getLogger(__name__)
@@ -103,12 +105,16 @@ def index_changes_replay_all(*, index: BaseIndexBackend, encoder=None) -> int:
 def documents_index_verify(*, source: Source, index: BaseIndexBackend, encoder=None) -> int:
     """Compare every document of ``source`` with what the index really holds; repair what differs.
 
-    Chunk ids and principals are read back from the index (``indexed_documents``) and compared with
-    the database. Documents that differ, and index entries of documents the database no longer has,
+    Chunk ids, principals and places are read back from the index (``indexed_documents``) and
+    compared with the database. Documents that differ, and index entries of documents the database no longer has,
     are queued in the outbox and replayed at once. Returns the number of documents repaired.
     """
     drifted: list[int] = []
-    document_ids = list(Document.objects.filter(source=source).order_by("pk").values_list("pk", flat=True))
+    places = {
+        document_id: place_value(source.key, place_key)
+        for document_id, place_key in Document.objects.filter(source=source).order_by("pk").values_list("pk", "place_key")
+    }
+    document_ids = list(places)
     for start in range(0, len(document_ids), _VERIFY_BATCH_DOCUMENTS):
         batch = document_ids[start : start + _VERIFY_BATCH_DOCUMENTS]
         chunks, access = _stored_chunk_ids(batch), _stored_access(batch)
@@ -117,7 +123,9 @@ def documents_index_verify(*, source: Source, index: BaseIndexBackend, encoder=N
             wanted_chunks = chunks.get(document_id, frozenset())
             entry = held.get(document_id)
             held_chunks = entry.chunk_ids if entry else frozenset()
-            if held_chunks != wanted_chunks or (wanted_chunks and entry.principals != access.get(document_id, frozenset())):
+            if held_chunks != wanted_chunks or (wanted_chunks and (
+                entry.principals != access.get(document_id, frozenset()) or entry.places != {places[document_id]}
+            )):
                 drifted.append(document_id)
     # Index entries whose document row is gone: a deletion the index never took. Ids are never
     # reused, so whichever source they came from, deleting them is right. Read a batch at a time:
@@ -170,16 +178,22 @@ def _reconcile(document_ids: Sequence[int], index: BaseIndexBackend, encoder) ->
     held = index.indexed_documents(list(documents))
     stale: list[Document] = []
     access_changed: dict[int, frozenset[str]] = {}
+    moved: dict[int, str] = {}
     for document_id, document in documents.items():
         wanted = frozenset(chunk.pk for chunk in chunks.get(document_id, []))
         principals = access.get(document_id, frozenset())
         entry = held.get(document_id)
         if (entry.chunk_ids if entry else frozenset()) != wanted:
             stale.append(document)
-        elif wanted and entry.principals != principals:
+            continue
+        if wanted and entry.principals != principals:
             access_changed[document_id] = principals
+        if wanted and entry.places != {document_place_value(document)}:
+            moved[document_id] = document_place_value(document)
     if access_changed:
         index.update_access_many(access_changed).raise_for_failures()
+    if moved:
+        index.update_places_many(moved).raise_for_failures()
     if not stale:
         return encoder, set()
     if encoder is None:

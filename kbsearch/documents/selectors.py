@@ -7,14 +7,16 @@ do not reveal that a hidden document exists.
 
 ``index_status`` reads the index's generations and the re-embeds, for operators (command, admin).
 """
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from access.resolvers import principals_for
 from kbsearch.documents.ids import is_storable_id
 from kbsearch.documents.models import Document, DocumentAccess, ReembedRun, Source
+from kbsearch.documents.places import place_split, place_value
 from kbsearch.index.base import BaseIndexBackend, GenerationInfo
 from kbsearch.index.registry import get_index_backend
 
@@ -73,6 +75,28 @@ def source_visible_list(*, user) -> QuerySet[Source]:
         return Source.objects.none()
     visible = DocumentAccess.objects.filter(principal__in=principals).values("document__source_id")
     return Source.objects.filter(pk__in=visible).order_by("key")
+
+
+def place_visible_values(*, user, values: Iterable[str]) -> set[str]:
+    """The place values (``<source key>:<place key>``) among ``values`` holding at least one
+    document the user may see.
+
+    Used to validate the ``place`` filter: a place whose every document is hidden from the user is
+    as unknown as one that does not exist, so its name is not confirmed either.
+    """
+    principals = principals_for(user)
+    wanted = {value: parts for value in set(values) if (parts := place_split(value)) is not None}
+    if not principals or not wanted:
+        return set()
+    named = Q()
+    for source_key, place_key in wanted.values():
+        named |= Q(document__source__key=source_key, document__place_key=place_key)
+    found = (
+        DocumentAccess.objects.filter(named, principal__in=principals)
+        .values_list("document__source__key", "document__place_key")
+        .distinct()
+    )
+    return {place_value(source_key, place_key) for source_key, place_key in found} & set(wanted)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@ source with what the database holds (content hash and access rows, written in on
 - same content and same access list: nothing;
 - same content, new access list: the access list is replaced in the database and the index, with no
   re-embedding;
+- same content, another place (a page moved to another space; ``kbsearch.documents.places``): the
+  document is moved in the database and the index, with no re-embedding (a new label alone is
+  saved in the database only);
 - new or changed content: chunked, embedded (in batches across documents, which is what makes ingest
   fast) and its chunks replaced.
 Every change is written to the database together with an outbox record, then applied to the index,
@@ -37,6 +40,7 @@ from kbsearch.documents.indexing import index_chunks_for
 from kbsearch.documents.locks import source_lock
 from kbsearch.documents.models import Chunk, Document, DocumentAccess, PendingIndexChange, Source
 from kbsearch.documents.outbox import index_changes_clear, index_changes_record, index_changes_replay
+from kbsearch.documents.places import InvalidPlace, document_place_value, place_fields
 from kbsearch.index.base import BaseIndexBackend, BatchResult
 from kbsearch.index.registry import get_index_backend
 from kbsearch.ingest.chunking import chunk_blocks
@@ -73,6 +77,7 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     access_updated: int = 0
+    place_updated: int = 0  # same content, moved to another place or its place renamed
     deleted: int = 0
     chunks_indexed: int = 0
     replayed: int = 0  # documents whose pending index work (left by an interrupted run) was applied
@@ -84,7 +89,7 @@ class IngestReport:
 
     def merge(self, other: "IngestReport") -> None:
         for name in (
-            "created", "updated", "unchanged", "access_updated", "deleted", "chunks_indexed", "replayed",
+            "created", "updated", "unchanged", "access_updated", "place_updated", "deleted", "chunks_indexed", "replayed",
             "repaired", "retryable_errors",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -98,6 +103,7 @@ class _Prepared:
     content_hash: str
     principals: frozenset[str]
     language: str
+    place: tuple[str, str]  # (key, label); ("", "") for none
     chunk_texts: list[str] = field(default_factory=list)
     chunk_headings: list[list[str]] = field(default_factory=list)
     chunk_tokens: list[int] = field(default_factory=list)
@@ -135,9 +141,13 @@ def _digest(item: DocumentInput, *, source_key: str, mapped: bool) -> _Prepared:
         )
     if not body.strip():
         raise DocumentRejected("document has no text", principals)
+    try:
+        place = place_fields(item.place)
+    except InvalidPlace as error:
+        raise DocumentRejected(str(error), principals) from error
     title = item.display_title
     language = item.language or detect_language(body)
-    return _Prepared(item, body, _sha256(f"{title}\x00{item.url}\x00{body}"), principals, language)
+    return _Prepared(item, body, _sha256(f"{title}\x00{item.url}\x00{body}"), principals, language, place)
 
 
 def _chunk(prepared: _Prepared, encoder) -> None:
@@ -177,6 +187,7 @@ def _store(prepared: _Prepared, source: Source) -> tuple[Document, list[Chunk], 
         document.body = prepared.body
         document.content_hash = prepared.content_hash
         document.source_updated_at = item.updated_at
+        document.place_key, document.place_label = prepared.place
         document.save()
         document.chunks.all().delete()
         chunks = Chunk.objects.bulk_create(
@@ -280,11 +291,13 @@ def documents_ingest(
             if len(identities) >= _IDENTITY_BATCH:
                 _identities_note(source, identities)
             if existing is not None and existing.content_hash == prepared.content_hash:
+                existing.source = source
+                moved = document_set_place(document=existing, key=prepared.place[0], label=prepared.place[1], index=index)
+                report.place_updated += int(moved)
                 if set(existing.access.values_list("principal", flat=True)) != prepared.principals:
-                    existing.source = source
                     document_set_access(document=existing, principals=prepared.principals, index=index, mapped=mapped)
                     report.access_updated += 1
-                else:
+                elif not moved:
                     report.unchanged += 1
                 continue
             _chunk(prepared, encoder)
@@ -349,6 +362,33 @@ def document_set_access(
     index.update_access(document.pk, principals)
     faults.point("documents.access.indexed")
     index_changes_clear(record_ids)
+
+
+def document_set_place(
+    *, document: Document, key: str, label: str, index: BaseIndexBackend | None = None
+) -> bool:
+    """Put a stored document in the place ``key`` named ``label`` (``kbsearch.documents.places``);
+    returns whether anything changed. ``document.source`` is read.
+
+    A new key moves the document in the database (with an outbox record, in one transaction) and
+    then in the index, without re-embedding; a new label alone is saved in the database only.
+    """
+    if (document.place_key, document.place_label) == (key, label):
+        return False
+    if document.place_key == key:
+        Document.objects.filter(pk=document.pk).update(place_label=label)
+        document.place_label = label
+        return True
+    index = index or get_index_backend()
+    with transaction.atomic():
+        Document.objects.filter(pk=document.pk).update(place_key=key, place_label=label)
+        record_ids = index_changes_record(documents=[(document.pk, document.source_id)], kind=PendingIndexChange.Kind.PLACE)
+    document.place_key, document.place_label = key, label
+    faults.point("documents.place.committed")
+    index.update_places_many({document.pk: document_place_value(document)}).raise_for_failures()
+    faults.point("documents.place.indexed")
+    index_changes_clear(record_ids)
+    return True
 
 
 def documents_delete(*, documents: Iterable[Document], index: BaseIndexBackend | None = None) -> int:

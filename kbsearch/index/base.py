@@ -29,6 +29,10 @@ Contract v2 (issue 9; ``tests/index/contract`` is the suite every backend passes
   removes one that does not serve.
 - Principals match exactly: ``group:hr`` never matches ``user:hr`` (a backend that tokenizes must
   index principals as whole values).
+- Places (where a document lives: a Confluence space, a SharePoint library, a share's top folder)
+  are opaque exact values like principals, one per document; ``SearchFilters.places`` keeps the
+  documents in any of the given places (OR), ANDed with the other filters, inside each leg.
+  ``update_places_many`` moves documents between places without re-embedding.
 """
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,16 +58,22 @@ class IndexChunk:
     vector: np.ndarray
     principals: frozenset[str]
     updated_at: datetime | None = None
+    place: str = ""  # the document's place; "" for none (its chunks all carry the same one)
 
 
 @dataclass(frozen=True)
 class SearchFilters:
-    """Restrictions applied inside every leg. ``principals`` is required: empty means nothing matches."""
+    """Restrictions applied inside every leg. ``principals`` is required: empty means nothing matches.
+
+    Each other filter is None (no restriction) or a set of values, any of which admits a chunk; the
+    filters are ANDed. ``places``: a document without a place is in none, and ``""`` admits nothing.
+    """
 
     principals: frozenset[str]
     source_keys: frozenset[str] | None = None
     languages: frozenset[str] | None = None
     updated_after: datetime | None = None
+    places: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,10 +89,14 @@ class ChunkHit:
 
 @dataclass(frozen=True)
 class IndexedDocument:
-    """What the index holds for one document: its chunks and its access list."""
+    """What the index holds for one document: its chunks, its access list and its place.
+
+    ``places``: every place its entries carry (``""`` for none); one unless the index is out of step.
+    """
 
     chunk_ids: frozenset[int]
     principals: frozenset[str]
+    places: frozenset[str] = frozenset({""})
 
 
 @dataclass(frozen=True)
@@ -273,6 +287,11 @@ class BaseIndexBackend:
     def update_access(self, document_id: int, principals: frozenset[str]) -> None:
         """Replace one document's access list; raises ``IndexBackendError`` when it failed."""
         self.update_access_many({document_id: principals}).raise_for_failures()
+
+    def update_places_many(self, places: Mapping[int, str]) -> BatchResult:
+        """Move many documents to another place (document id -> place, ``""`` for none), no
+        re-embedding. A document the index holds no chunks of takes its place with its next upsert."""
+        raise NotImplementedError
 
     # --- search ---------------------------------------------------------------------------------
 

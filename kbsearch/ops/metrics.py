@@ -46,7 +46,7 @@ SYNC_RUNS = Counter("kbsearch_sync_runs", "Connector sync runs that ended, by fi
 INDEX_DRIFT = Counter(
     "kbsearch_index_drift_documents",
     "Documents the consistency check found out of step with the database, by kind (missing, extra, "
-    "chunks, access).",
+    "chunks, access, place).",
     ["kind"],
 )
 

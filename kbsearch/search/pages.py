@@ -3,7 +3,8 @@
 Both front ends call ``search_page_run`` so they validate filters, log and highlight identically.
 Everything shown comes from ``search_run``, which only returns documents the user may see and
 counts facets over those only; the filter values offered or echoed in errors are limited to the
-user's visible sources, so a hidden source's name is not disclosed either.
+user's visible sources, so a hidden source's name is not disclosed either. A place filter naming a
+place the user sees nothing in gets the same error as one naming no place at all.
 """
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +12,7 @@ from datetime import datetime
 from kbsearch.analytics.models import QueryLog
 from kbsearch.analytics.services import query_log_create
 from kbsearch.documents.models import Document
-from kbsearch.documents.selectors import source_visible_list
+from kbsearch.documents.selectors import place_visible_values, source_visible_list
 from kbsearch.search.services import search_run
 from kbsearch.text.highlight import Highlighted, highlight_all, highlight_snippet, highlight_terms
 from kbsearch.text.language import ALL_LANGUAGES
@@ -22,6 +23,8 @@ MAX_LIMIT = 50
 # the index caps its candidate pool anyway. Offsets past the last result (below this cap) are fine.
 MAX_OFFSET = 1000
 LANGUAGES: tuple[str, ...] = tuple(sorted(ALL_LANGUAGES))
+# Values of one filter (sources, places) a search may name: each is a lookup, and a page offers far fewer.
+MAX_FILTER_VALUES = 20
 
 
 class InvalidSearchFilter(InvalidQuery):
@@ -70,8 +73,11 @@ def _shown(value: str) -> str:
     return repr(value if len(value) <= 80 else value[:80] + "...")
 
 
-def _check_filters(*, user, sources: list[str], languages: list[str]) -> dict[str, str]:
+def _check_filters(*, user, sources: list[str], languages: list[str], places: list[str]) -> dict[str, str]:
     """Raise InvalidSearchFilter for unknown values; return visible source names by key."""
+    for name, values in (("source", sources), ("place", places)):
+        if len(values) > MAX_FILTER_VALUES:
+            raise InvalidSearchFilter(f"at most {MAX_FILTER_VALUES} {name} values, got {len(values)}")
     unknown_languages = [value for value in languages if value not in ALL_LANGUAGES]
     if unknown_languages:
         raise InvalidSearchFilter(
@@ -82,15 +88,24 @@ def _check_filters(*, user, sources: list[str], languages: list[str]) -> dict[st
     if unknown_sources:
         known = ", ".join(sorted(names)) or "(none: you cannot see any documents yet)"
         raise InvalidSearchFilter(f"unknown source {_shown(unknown_sources[0])}; use one of: {known}")
+    visible_places = place_visible_values(user=user, values=places) if places else set()
+    unknown_places = [value for value in places if value not in visible_places]
+    if unknown_places:
+        raise InvalidSearchFilter(
+            f"unknown place {_shown(unknown_places[0])}; use a value of the place facet (<source key>:<place key>)"
+        )
     return names
 
 
-def _facets(raw: dict[str, dict[str, int]] | None, source_names: dict[str, str]) -> dict[str, list[FacetValue]]:
-    raw = raw or {}
+def _facets(
+    raw: dict[str, dict[str, int]] | None, source_names: dict[str, str], place_labels: dict[str, str] | None
+) -> dict[str, list[FacetValue]]:
+    raw, place_labels = raw or {}, place_labels or {}
     ordered = lambda counts: sorted(counts.items(), key=lambda item: (-item[1], item[0]))  # noqa: E731
     return {
         "source": [FacetValue(key, source_names.get(key, key), n) for key, n in ordered(raw.get("source", {}))],
         "language": [FacetValue(code, code, n) for code, n in ordered(raw.get("language", {}))],
+        "place": [FacetValue(value, place_labels.get(value, value), n) for value, n in ordered(raw.get("place", {}))],
     }
 
 
@@ -102,6 +117,7 @@ def search_page_run(
     sources: list[str] | None = None,
     languages: list[str] | None = None,
     updated_after: datetime | None = None,
+    places: list[str] | None = None,
     limit: int = 10,
     offset: int = 0,
     encoder=None,
@@ -112,8 +128,8 @@ def search_page_run(
         raise InvalidQuery(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
     if not 0 <= offset <= MAX_OFFSET:
         raise InvalidQuery(f"offset must be between 0 and {MAX_OFFSET}, got {offset}")
-    sources, languages = sorted(set(sources or [])), sorted(set(languages or []))
-    source_names = _check_filters(user=user, sources=sources, languages=languages)
+    sources, languages, places = sorted(set(sources or [])), sorted(set(languages or [])), sorted(set(places or []))
+    source_names = _check_filters(user=user, sources=sources, languages=languages, places=places)
     mode = "hybrid"
     response = search_run(
         user=user,
@@ -124,6 +140,7 @@ def search_page_run(
         source_keys=frozenset(sources) or None,
         languages=frozenset(languages) or None,
         updated_after=updated_after,
+        places=frozenset(places) or None,
         encoder=encoder,
     )
     terms = highlight_terms(text)
@@ -143,6 +160,7 @@ def search_page_run(
         filters={
             "source": sources,
             "lang": languages,
+            "place": places,
             "updated_after": updated_after.isoformat() if updated_after else None,
         },
         mode=mode,
@@ -163,5 +181,5 @@ def search_page_run(
         offset=offset,
         exhausted=response.exhausted,
         took_ms=response.took_ms,
-        facets=_facets(response.facets, source_names),
+        facets=_facets(response.facets, source_names, response.place_labels),
     )

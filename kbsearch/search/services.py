@@ -9,6 +9,7 @@ from django.conf import settings
 
 from access.resolvers import principals_for
 from kbsearch.documents.models import Chunk, Document
+from kbsearch.documents.places import place_value
 from kbsearch.documents.selectors import document_visible_ids
 from kbsearch.index.base import BaseIndexBackend, IndexBackendError, SearchFilters
 from kbsearch.index.ranking import Mode, rank_documents
@@ -36,9 +37,11 @@ class SearchResponse:
     results: list[SearchResult]
     exhausted: bool
     took_ms: float
-    # Documents in the ranked pool the user may see, and their counts by source and language.
+    # Documents in the ranked pool the user may see, and their counts by source, language and place.
     total: int = 0
     facets: dict[str, dict[str, int]] | None = None
+    # The label of each place counted in ``facets["place"]``, from those same documents.
+    place_labels: dict[str, str] | None = None
     # Documents of that pool that matched a query term (BM25), not only by meaning (vector); the
     # query log uses it to report queries that found nothing by keyword.
     lexical_total: int = 0
@@ -55,9 +58,14 @@ def search_run(
     source_keys: frozenset[str] | None = None,
     languages: frozenset[str] | None = None,
     updated_after: datetime | None = None,
+    places: frozenset[str] | None = None,
     encoder=None,
 ) -> SearchResponse:
-    """Search for ``user``; they get only documents their principals can see."""
+    """Search for ``user``; they get only documents their principals can see.
+
+    ``places``: values ``<source key>:<place key>`` (``kbsearch.documents.places``), any of which
+    admits a document; applied inside the index like every other filter.
+    """
     started = time.perf_counter()
     text = clean_query(query)
     filters = SearchFilters(
@@ -65,6 +73,7 @@ def search_run(
         source_keys=source_keys,
         languages=languages,
         updated_after=updated_after,
+        places=places,
     )
     index = get_index_backend()
     # Admin synonyms widen the keyword leg only; a user who sees nothing needs none read.
@@ -81,7 +90,7 @@ def search_run(
         pool_ids = [hit.document_id for hit in page.pool]
         visible = document_visible_ids(user=user, document_ids=pool_ids)
         visible_pool = [document_id for document_id in pool_ids if document_id in visible]
-        facets = _facets(visible_pool)
+        facets, place_labels = _facets(visible_pool)
     results = []
     for hit in page.hits:
         chunk = chunks.get(hit.chunk_id)
@@ -97,6 +106,7 @@ def search_run(
         took_ms=(time.perf_counter() - started) * 1000,
         total=len(visible_pool),
         facets=facets,
+        place_labels=place_labels,
         lexical_total=sum(
             1 for hit in page.pool if hit.document_id in visible and (mode == "bm25" or hit.bm25_score is not None)
         ),
@@ -144,15 +154,23 @@ def _ranked_page(*, index: BaseIndexBackend, text: str, filters: SearchFilters, 
     raise IndexBackendError("the serving generation kept switching models during a search")
 
 
-def _facets(document_ids: list[int]) -> dict[str, dict[str, int]]:
-    """Counts by source and language over documents already filtered for the user."""
-    facets: dict[str, dict[str, int]] = {"source": {}, "language": {}}
+def _facets(document_ids: list[int]) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
+    """Counts by source, language and place over documents already filtered for the user, and each
+    place's label (the one most of those documents carry: a renamed space is relabelled document
+    by document as its syncs reach them)."""
+    facets: dict[str, dict[str, int]] = {"source": {}, "language": {}, "place": {}}
+    labels: dict[str, dict[str, int]] = {}
     rows = (
         Document.objects.filter(pk__in=document_ids)
-        .values_list("source__key", "language")
+        .values_list("source__key", "language", "place_key", "place_label")
         .order_by()
     )
-    for source_key, language in rows:
+    for source_key, language, place_key, place_label in rows:
         facets["source"][source_key] = facets["source"].get(source_key, 0) + 1
         facets["language"][language] = facets["language"].get(language, 0) + 1
-    return facets
+        place = place_value(source_key, place_key)
+        if place:
+            facets["place"][place] = facets["place"].get(place, 0) + 1
+            votes = labels.setdefault(place, {})
+            votes[place_label or place_key] = votes.get(place_label or place_key, 0) + 1
+    return facets, {place: min(votes, key=lambda label: (-votes[label], label)) for place, votes in labels.items()}

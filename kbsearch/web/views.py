@@ -7,6 +7,7 @@ search's id and the result's rank in the address, which records the click withou
 Each route spends the same rate-limit bucket as its API endpoint (``kbsearch.web.throttling``).
 """
 import math
+from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
 from django.contrib.auth import views as auth_views
@@ -47,58 +48,81 @@ def _positive_int(value: str | None, default: int | None = None) -> int | None:
     return number if is_storable_id(number) else default
 
 
-def _search_url(query: str, sources: list[str], languages: list[str], page: int = 1) -> str:
-    params = [("q", query)] + [("source", s) for s in sources] + [("lang", lang) for lang in languages]
-    if page > 1:
-        params.append(("page", str(page)))
-    return "?" + urlencode(params)
+@dataclass(frozen=True)
+class _Chosen:
+    """The filters in the page's address, in the order they were given."""
+
+    sources: list[str]
+    languages: list[str]
+    places: list[str]
+
+    @classmethod
+    def of(cls, request: HttpRequest) -> "_Chosen":
+        return cls(request.GET.getlist("source"), request.GET.getlist("lang"), request.GET.getlist("place"))
+
+    def __bool__(self) -> bool:
+        return bool(self.sources or self.languages or self.places)
+
+    def url(self, query: str, page: int = 1) -> str:
+        params = [("q", query)] + [("source", s) for s in self.sources] + [("lang", lang) for lang in self.languages]
+        params += [("place", place) for place in self.places]
+        if page > 1:
+            params.append(("page", str(page)))
+        return "?" + urlencode(params)
+
+    def toggled(self, facet: str, value: str) -> "_Chosen":
+        """These filters with ``value`` of ``facet`` added, or removed when it was chosen."""
+        field = _FACET_FIELDS[facet]
+        values = getattr(self, field)
+        return replace(self, **{field: [v for v in values if v != value] if value in values else values + [value]})
 
 
-def _toggled(values: list[str], value: str) -> list[str]:
-    return [v for v in values if v != value] if value in values else values + [value]
+# Facet name (as ``search_page_run`` names them) -> the field of ``_Chosen`` holding its values.
+_FACET_FIELDS = {"source": "sources", "language": "languages", "place": "places"}
 
 
-def _facet_links(page, query: str, sources: list[str], languages: list[str], lang: str) -> dict:
+def _facet_label(facet, name: str, lang: str) -> str:
+    return ui_text(lang, f"lang_{facet.value}") if name == "language" else facet.label
+
+
+def _facet_links(page, query: str, chosen: _Chosen, lang: str) -> dict:
     """Each facet value as a link that adds or removes it as a filter (page 1 of the new search)."""
-    links = {}
-    for name, chosen in (("source", sources), ("language", languages)):
-        links[name] = [
+    return {
+        name: [
             {
-                "label": facet.label if name == "source" else ui_text(lang, f"lang_{facet.value}"),
+                "label": _facet_label(facet, name, lang),
                 "count": facet.count,
-                "active": facet.value in chosen,
-                "url": _search_url(
-                    query,
-                    _toggled(sources, facet.value) if name == "source" else sources,
-                    _toggled(languages, facet.value) if name == "language" else languages,
-                ),
+                "active": facet.value in getattr(chosen, field),
+                "url": chosen.toggled(name, facet.value).url(query),
             }
             for facet in page.facets[name]
         ]
+        for name, field in _FACET_FIELDS.items()
+    }
+
+
+def _active_filters(page, query: str, chosen: _Chosen, lang: str) -> list[dict]:
+    """The chosen filters, each a link that removes it."""
+    links = []
+    for name, field in _FACET_FIELDS.items():
+        shown = {facet.value: _facet_label(facet, name, lang) for facet in page.facets[name]}
+        for value in getattr(chosen, field):
+            label = ui_text(lang, f"lang_{value}") if name == "language" else shown.get(value, value)
+            links.append({"label": label, "url": chosen.toggled(name, value).url(query),
+                          "remove_label": ui_text(lang, "remove_filter", value=label)})
     return links
 
 
-def _active_filters(page, query: str, sources: list[str], languages: list[str], lang: str) -> list[dict]:
-    """The chosen filters, each a link that removes it."""
-    names = {facet.value: facet.label for facet in page.facets["source"]}
-    chosen = [(names.get(s, s), _search_url(query, _toggled(sources, s), languages)) for s in sources]
-    chosen += [
-        (ui_text(lang, f"lang_{code}"), _search_url(query, sources, _toggled(languages, code))) for code in languages
-    ]
-    return [{"label": label, "url": url, "remove_label": ui_text(lang, "remove_filter", value=label)} for label, url in chosen]
-
-
-def _pagination(page, query: str, sources: list[str], languages: list[str], number: int, lang: str) -> dict:
+def _pagination(page, query: str, chosen: _Chosen, number: int, lang: str) -> dict:
     last = min(_LAST_PAGE, max(1, math.ceil(page.total / PAGE_SIZE)))
     if not page.exhausted and page.next_offset is not None:
         last = max(last, number + 1)
     window = range(max(1, number - 3), min(last, number + 3) + 1)
     return {
-        "previous": _search_url(query, sources, languages, number - 1) if number > 1 else None,
-        "next": _search_url(query, sources, languages, number + 1) if number < last else None,
+        "previous": chosen.url(query, number - 1) if number > 1 else None,
+        "next": chosen.url(query, number + 1) if number < last else None,
         "pages": [
-            {"number": n, "url": _search_url(query, sources, languages, n), "current": n == number,
-             "label": ui_text(lang, "page_n", n=n)}
+            {"number": n, "url": chosen.url(query, n), "current": n == number, "label": ui_text(lang, "page_n", n=n)}
             for n in window
         ],
     }
@@ -128,8 +152,8 @@ class LoginView(auth_views.LoginView):
 def search_page(request: HttpRequest) -> HttpResponse:
     lang = _language(request)
     query = request.GET.get("q", "")
-    sources, languages = request.GET.getlist("source"), request.GET.getlist("lang")
-    context = {"query": query, "sources": sources, "languages": languages}
+    chosen = _Chosen.of(request)
+    context = {"query": query, "chosen": chosen}
     if not query.strip():
         return render(request, "web/search.html", context)
     seconds = throttle_wait(request, SearchRateThrottle)
@@ -144,13 +168,14 @@ def search_page(request: HttpRequest) -> HttpResponse:
             user=request.user,
             query=query,
             channel="web",
-            sources=sources,
-            languages=languages,
+            sources=chosen.sources,
+            languages=chosen.languages,
+            places=chosen.places,
             limit=PAGE_SIZE,
             offset=(number - 1) * PAGE_SIZE,
         )
     except InvalidQuery as error:
-        context.update(error=_error_message(error, lang), clear_url=_search_url(query, [], []))
+        context.update(error=_error_message(error, lang), clear_url=_Chosen([], [], []).url(query))
         return render(request, "web/search.html", context, status=400)
     seconds = f"{page.took_ms / 1000:.2f}"
     if page.items:
@@ -163,11 +188,11 @@ def search_page(request: HttpRequest) -> HttpResponse:
     context.update(
         page=page,
         summary=summary,
-        facet_links=_facet_links(page, query, sources, languages, lang),
-        active_filters=_active_filters(page, query, sources, languages, lang),
-        clear_url=_search_url(query, [], []),
-        first_page_url=_search_url(query, sources, languages),
-        pagination=_pagination(page, query, sources, languages, number, lang),
+        facet_links=_facet_links(page, query, chosen, lang),
+        active_filters=_active_filters(page, query, chosen, lang),
+        clear_url=_Chosen([], [], []).url(query),
+        first_page_url=chosen.url(query),
+        pagination=_pagination(page, query, chosen, number, lang),
         no_results_title=ui_text(lang, "no_results_title", query=page.query),
         page_number=number,
     )

@@ -177,7 +177,7 @@ def test_every_search_is_logged_with_user_filters_results_and_latency(clients, u
     log = QueryLog.objects.get(pk=body["query_id"])
     assert log.user == users["alice"] and log.channel == "api" and log.mode == "hybrid"
     assert log.query == "VPN home" and log.query_normalized == "vpn home"
-    assert log.filters == {"source": [], "lang": ["en"], "updated_after": None}
+    assert log.filters == {"source": [], "lang": ["en"], "place": [], "updated_after": None}
     assert log.results == [{"document": r["document_id"], "rank": r["rank"], "score": pytest.approx(r["score"], abs=1e-5)} for r in body["results"]]
     assert log.result_count == 3 and log.total == 3 and log.limit == 3 and log.offset == 0
     assert log.lexical_total == 3 and log.latency_ms > 0

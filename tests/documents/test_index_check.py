@@ -43,7 +43,10 @@ def database_state() -> dict[int, IndexedDocument]:
     chunks: dict[int, set[int]] = {}
     for chunk_id, document_id in Chunk.objects.values_list("pk", "document_id"):
         chunks.setdefault(document_id, set()).add(chunk_id)
-    return {d: IndexedDocument(frozenset(c), frozenset(access.get(d, ()))) for d, c in chunks.items()}
+    places = {d: f"share:{key}" if key else "" for d, key in Document.objects.values_list("pk", "place_key")}
+    return {
+        d: IndexedDocument(frozenset(c), frozenset(access.get(d, ())), frozenset({places[d]})) for d, c in chunks.items()
+    }
 
 
 def drift(docs, index_backend) -> dict[str, int]:
@@ -56,7 +59,9 @@ def drift(docs, index_backend) -> dict[str, int]:
     Chunk.objects.create(document=docs["c"], ordinal=0, text="Charlie again.", token_count=3)
     Chunk.objects.filter(pk=chunk.pk).delete()  # other chunk ids than the index holds
     DocumentAccess.objects.create(document=docs["d"], principal="group:hr")  # access list wider
-    return {"missing": docs["a"].pk, "extra": gone, "chunks": docs["c"].pk, "access": docs["d"].pk}
+    Document.objects.filter(pk=docs["e"].pk).update(place_key="Echo", place_label="Echo space")  # a move
+    return {"missing": docs["a"].pk, "extra": gone, "chunks": docs["c"].pk, "access": docs["d"].pk,
+            "place": docs["e"].pk}
 
 
 def test_a_clean_index_has_no_drift(docs):
@@ -64,7 +69,7 @@ def test_a_clean_index_has_no_drift(docs):
     assert (report.drifted, report.metadata_problems, report.documents_checked) == (0, [], 5)
     out = StringIO()
     call_command("index", "check", stdout=out)
-    assert "drift: missing 0, extra 0, chunks 0, access 0; repaired 0" in out.getvalue()
+    assert "drift: missing 0, extra 0, chunks 0, access 0, place 0; repaired 0" in out.getvalue()
 
 
 def test_each_kind_of_drift_is_reported_then_repaired(docs, index_backend):
@@ -82,7 +87,7 @@ def test_each_kind_of_drift_is_reported_then_repaired(docs, index_backend):
 
     out = StringIO()
     call_command("index", "check", "--repair", stdout=out)
-    assert "repaired 4" in out.getvalue()
+    assert "repaired 5" in out.getvalue()
     assert index_backend.document_ids() == set(database_state())
     assert index_backend.indexed_documents(sorted(database_state())) == database_state()
     assert not PendingIndexChange.objects.exists()
@@ -92,8 +97,9 @@ def test_each_kind_of_drift_is_reported_then_repaired(docs, index_backend):
 def test_the_daily_task_repairs_and_logs_a_summary(docs, index_backend, caplog):
     drift(docs, index_backend)
     with caplog.at_level("WARNING", logger="kbsearch.documents.consistency"):
-        assert index_check_task.delay().get() == 4
-    assert "index check: 4 documents checked; drift: missing 1, extra 1, chunks 1, access 1; repaired 4" in caplog.text
+        assert index_check_task.delay().get() == 5
+    assert ("index check: 4 documents checked; drift: missing 1, extra 1, chunks 1, access 1, place 1; repaired 5"
+            in caplog.text)
     assert index_check().drifted == 0
 
 

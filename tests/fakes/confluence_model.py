@@ -264,13 +264,29 @@ class Site:
             self._bump()
             return content
 
-    def move(self, page: Content, parent: Content | None, *, bump_version: bool = False) -> None:
-        """New parent (None: top level of the space). No new version unless asked, as in Confluence."""
+    def move(self, page: Content, parent: Content | None, *, space: Space | None = None, bump_version: bool = False) -> None:
+        """New parent (None: top level of ``space``, else of the page's own space). Into another
+        space, the page's descendants and their attachments go along. No new version unless asked,
+        as in Confluence."""
         with self.lock:
             if parent is not None and (parent is page or page in self.ancestors(parent)):
                 raise ValueError("a page cannot move under itself")
+            target = parent.space if parent is not None else (space or page.space)
+            if space is not None and space is not target:
+                raise ValueError("the new parent is in another space")
             self._unindex(page)
             page.parent_id = parent.id if parent else None
+            if target is not page.space:
+                moving = [page]
+                while moving:
+                    content = moving.pop()
+                    below = [self.content[i] for i in (*self._children.get(content.id, {}), *self._attachments.get(content.id, {}))]
+                    for child in below:
+                        self._unindex(child)
+                        child.space = target
+                        self._index(child)
+                    moving.extend(child for child in below if child.type != ATTACHMENT)
+                page.space = target
             self._index(page)
             if bump_version:
                 self.edit(page)

@@ -12,7 +12,7 @@ def unit(seed: int, dimension: int = DIM) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
-def chunk(chunk_id, document_id, text, principals, vector=None, language="en", source="s", dimension=DIM):
+def chunk(chunk_id, document_id, text, principals, vector=None, language="en", source="s", dimension=DIM, place=""):
     return IndexChunk(
         chunk_id=chunk_id,
         document_id=document_id,
@@ -21,6 +21,7 @@ def chunk(chunk_id, document_id, text, principals, vector=None, language="en", s
         terms=index_terms(text),
         vector=unit(chunk_id, dimension) if vector is None else vector,
         principals=frozenset(principals),
+        place=place,
     )
 
 

@@ -14,6 +14,7 @@ from tests.index.entries import DIM, chunk, meta, public, unit
 
 VOCABULARY = [f"t{i}" for i in range(200)] + ["数据", "据库", "テス", "vpn"]
 PRINCIPALS = [f"group:g{i}" for i in range(10)] + ["public", "user:hr", "group:hr"]
+PLACES = ["", "a:ENG", "a:HR", "b:drive-1", "b:drive-2"]
 
 
 def ids(hits):
@@ -23,29 +24,31 @@ def ids(hits):
 def loaded_from_store(index: EmbeddedIndexBackend) -> MemoryIndex:
     """The store parsed row by row into arrays with no segment: the path every search took before."""
     memory = MemoryIndex(DIM)
-    _, chunks, access = index.store.snapshot(DIM)
+    _, chunks, access, places = index.store.snapshot(DIM)
     for stored in chunks:
         memory.add(stored)
     for document_id, principals in access.items():
         memory.set_access(document_id, principals)
+    for document_id, place in places.items():
+        memory.set_place(document_id, place)
     return memory
 
 
 class RandomCorpus:
-    """Random upserts, replacements, deletes and access changes, applied to an index."""
+    """Random upserts, replacements, deletes, access and place changes, applied to an index."""
 
     def __init__(self, seed: int) -> None:
         self.random = random.Random(seed)
         self.rng = np.random.default_rng(seed)
         self.next_chunk = 1
 
-    def _entry(self, chunk_id: int, document_id: int, principals: frozenset[str]) -> IndexChunk:
+    def _entry(self, chunk_id: int, document_id: int, principals: frozenset[str], place: str) -> IndexChunk:
         vector = self.rng.normal(size=DIM).astype(np.float32)
         terms = [VOCABULARY[min(int(self.rng.zipf(1.3)) - 1, len(VOCABULARY) - 1)]
                  for _ in range(self.random.randint(0, 25))]
         return IndexChunk(chunk_id, document_id, self.random.choice(["a", "b"]),
                           self.random.choice(["en", "zh", "ja"]), terms, vector / np.linalg.norm(vector),
-                          principals)
+                          principals, place=place)
 
     def _principals(self) -> frozenset[str]:
         return frozenset(self.random.sample(PRINCIPALS, self.random.randint(0, 3)))
@@ -55,28 +58,35 @@ class RandomCorpus:
         if kind < 0.5 or self.next_chunk < 3:
             access: dict[int, frozenset[str]] = {}
             batch = []
+            places: dict[int, str] = {}
             for _ in range(self.random.randint(1, 30)):
                 document_id = self.random.randint(1, 150)
-                batch.append(self._entry(self.next_chunk, document_id, access.setdefault(document_id, self._principals())))
+                batch.append(self._entry(self.next_chunk, document_id, access.setdefault(document_id, self._principals()),
+                                         places.setdefault(document_id, self.random.choice(PLACES))))
                 self.next_chunk += 1
             index.upsert_chunks(batch)
         elif kind < 0.65:  # existing chunk ids again, possibly under another document
             access = {}
+            places = {}
             batch = []
             for chunk_id in self.random.sample(range(1, self.next_chunk), min(8, self.next_chunk - 1)):
                 document_id = self.random.randint(1, 150)
-                batch.append(self._entry(chunk_id, document_id, access.setdefault(document_id, self._principals())))
+                batch.append(self._entry(chunk_id, document_id, access.setdefault(document_id, self._principals()),
+                                         places.setdefault(document_id, self.random.choice(PLACES))))
             index.upsert_chunks(batch)
-        elif kind < 0.8:
+        elif kind < 0.75:
             index.delete_documents(self.random.sample(range(1, 151), 5))
-        else:
+        elif kind < 0.88:
             index.update_access(self.random.randint(1, 150), self._principals())
+        else:
+            index.update_places_many({self.random.randint(1, 150): self.random.choice(PLACES) for _ in range(4)})
 
     def filters(self) -> SearchFilters:
         return SearchFilters(
             principals=frozenset(self.random.sample(PRINCIPALS, self.random.randint(0, 5))),
             languages=self.random.choice([None, frozenset({"en"}), frozenset({"zh", "ja"})]),
             source_keys=self.random.choice([None, frozenset({"a"})]),
+            places=self.random.choice([None, None, frozenset({"a:ENG"}), frozenset({"a:HR", "b:drive-1"})]),
         )
 
 
@@ -238,6 +248,46 @@ def test_access_changed_after_the_segment_replaces_the_segments_list(tmp_path):
     assert ids(reader.vector_search(vector=unit(1), filters=hr, limit=5)) == [2]
     alice = SearchFilters(principals=frozenset({"user:alice"}))
     assert ids(reader.bm25_search(terms=["salary"], filters=alice, limit=5)) == [1]
+
+
+def test_a_place_changed_after_the_segment_replaces_the_segments_place(tmp_path):
+    path = str(tmp_path / "index.sqlite3")
+    writer = EmbeddedIndexBackend(path=path)
+    writer.ensure_index(metadata=meta())
+    writer.upsert_chunks([chunk(1, 1, "salary bands", {"public"}, place="wiki:HR"),
+                          chunk(2, 1, "salary table", {"public"}, place="wiki:HR"),
+                          chunk(3, 2, "salary faq", {"public"}, place="wiki:ENG")])
+    reader = EmbeddedIndexBackend(path=path)
+    hr = SearchFilters(principals=frozenset({"public"}), places=frozenset({"wiki:HR"}))
+    assert sorted(ids(reader.bm25_search(terms=["salary"], filters=hr, limit=5))) == [1, 2]  # writes the segment
+    assert reader._serving.memory.segment is not None
+    writer.update_places_many({1: "wiki:OPS", 2: "wiki:HR"})  # document 1 (chunks 1, 2) moves
+    assert ids(reader.bm25_search(terms=["salary"], filters=hr, limit=5)) == [3]
+    assert ids(reader.vector_search(vector=unit(3), filters=hr, limit=5)) == [3]
+    both = SearchFilters(principals=frozenset({"public"}), places=frozenset({"wiki:OPS", "wiki:HR"}))
+    assert sorted(ids(reader.bm25_search(terms=["salary"], filters=both, limit=5))) == [1, 2, 3]
+    writer.update_places_many({2: ""})  # out of every place
+    assert sorted(ids(reader.bm25_search(terms=["salary"], filters=both, limit=5))) == [1, 2]
+    assert EmbeddedIndexBackend(path=path).indexed_documents([1, 2])[2].places == frozenset({""})
+
+
+def test_a_segment_of_the_format_before_places_is_ignored(tmp_path):
+    path = str(tmp_path / "index.sqlite3")
+    index = EmbeddedIndexBackend(path=path)
+    index.ensure_index(metadata=meta())
+    index.upsert_chunks([chunk(1, 1, "vpn setup", {"public"}, place="wiki:ENG")])
+    index.bm25_search(terms=["vpn"], filters=public(), limit=5)  # writes the segment
+    [written] = list(segments_directory(tmp_path / "index.sqlite3").glob("0*"))
+    meta_file = written / "meta.json"
+    meta_file.write_text(meta_file.read_text().replace('"format": 2', '"format": 1'))
+    restarted = EmbeddedIndexBackend(path=path)
+    eng = SearchFilters(principals=frozenset({"public"}), places=frozenset({"wiki:ENG"}))
+    assert ids(restarted.bm25_search(terms=["vpn"], filters=eng, limit=5)) == [1]  # loaded from the store
+    # ... which wrote a segment of this format in the old one's place, so the next process maps it.
+    assert '"format": 2' in meta_file.read_text()
+    again = EmbeddedIndexBackend(path=path)
+    assert ids(again.bm25_search(terms=["vpn"], filters=eng, limit=5)) == [1]
+    assert again._serving.memory.base_rows == 1 and again._serving.memory.segment.places[1:] == ["wiki:ENG"]
 
 
 def test_removing_a_generation_removes_its_segments(tmp_path):

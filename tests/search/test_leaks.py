@@ -4,7 +4,7 @@ Two sources, access by group, by user, by several groups, by nobody; a source on
 Each restricted document carries a made-up marker word ("kestrel" for HR...) that no document
 visible to an outsider contains, so any hidden text reaching a title or snippet is caught. The
 expected sets are written by hand below, never read back from the system under test. For every user
-and every endpoint (API and page): search results, totals, source and language facets, snippets,
+and every endpoint (API and page): search results, totals, source, language and place facets, snippets,
 the document itself (200 exactly for visible ids, one identical 404 for hidden and missing ones),
 feedback and clicks (accepted exactly for visible documents). The checks themselves are shared
 (``tests.leak_checks``); this module states the case: who is in which Django group.
@@ -72,6 +72,14 @@ MARKERS = {
     ("share", "drafts/osaka.en.md"): "axolotl",
 }
 SOURCE_NAMES = {"share": "Shared drive", "wiki": "Wiki"}
+# The share's top folders; the wiki's files sit at its root, in no place.
+PLACES = {
+    ("share", "public/handbook.en.md"): ("share:public", "public"), ("share", "public/vpn.zh.md"): ("share:public", "public"),
+    ("share", "public/canteen.ja.md"): ("share:public", "public"), ("share", "hr/salary.en.md"): ("share:hr", "hr"),
+    ("share", "hr/leave.ko.md"): ("share:hr", "hr"), ("share", "eng/deploy.ko.md"): ("share:eng", "eng"),
+    ("share", "people/dave.en.md"): ("share:people", "people"), ("share", "mixed/roadmap.zh.md"): ("share:mixed", "mixed"),
+    ("share", "drafts/osaka.en.md"): ("share:drafts", "drafts"),
+}
 QUERIES = ["VPN handbook", "kestrel quokka narwhal pangolin axolotl salary review"]
 
 
@@ -93,7 +101,7 @@ def everything(kb, add_source) -> dict[tuple[str, str], int]:
 
 @pytest.fixture
 def expected(everything) -> Expected:
-    return Expected(documents=everything, visible=VISIBLE, markers=MARKERS, source_names=SOURCE_NAMES)
+    return Expected(documents=everything, visible=VISIBLE, markers=MARKERS, source_names=SOURCE_NAMES, places=PLACES)
 
 
 def test_api_search_shows_each_user_exactly_their_documents_counts_and_text(expected, users, token_client):

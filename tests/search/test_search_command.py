@@ -31,7 +31,7 @@ def test_results_are_the_users_own(kb, users):
     # Keyword search: only the salary document contains the word, so the answer is known.
     output = search("salary", "--user", "alice", "--mode", "bm25")
     lines = output.splitlines()
-    assert re.match(r"\s+1\. Salary bands  \[share · en\]  \d+\.\d{3}$", lines[0]), lines[0]
+    assert re.match(r"\s+1\. Salary bands  \[share · hr · en\]  \d+\.\d{3}$", lines[0]), lines[0]
     assert lines[1].strip() == kb["hr/salary.en.md"].url
     assert "7,800,000 JPY" in lines[2]
     assert re.fullmatch(r"\(1 results in \d+ ms\)", lines[-1])
@@ -43,6 +43,8 @@ def test_filters_narrow_the_results(kb, users):
     assert output == "No results for 'VPN salary' visible to alice.\n"
     output = search("VPN salary", "--user", "alice", "--source", "share", "--limit", "1")
     assert output.count(" 1. ") == 1 and "(1 results in" in output
+    output = search("VPN salary", "--user", "alice", "--place", "share:public")
+    assert "VPN setup" in output and "Salary" not in output and "(1 results in" in output
 
 
 def test_an_inactive_user_finds_nothing(kb, users):

@@ -12,7 +12,12 @@ from rest_framework.test import APIClient
 from access.resolvers import BasePrincipalResolver, reset_principal_resolver
 from kbsearch.analytics.models import Click, Feedback, QueryLog
 from kbsearch.analytics.services import click_record, feedback_record
-from kbsearch.documents.selectors import DocumentNotFound, access_document_by_id, source_visible_list
+from kbsearch.documents.selectors import (
+    DocumentNotFound,
+    access_document_by_id,
+    place_visible_values,
+    source_visible_list,
+)
 from kbsearch.search.pages import search_page_run
 from kbsearch.search.services import search_run
 from tests.knowledge_base import knowledge_base_declared
@@ -113,10 +118,11 @@ def test_services_give_nothing_to_anonymous_or_inactive_users(kb, users, tiny_en
     user = AnonymousUser() if who == "anonymous" else users["ivan"]
     response = search_run(user=user, query="VPN salary", encoder=tiny_encoder)
     assert response.results == [] and response.total == 0
-    assert response.facets == {"source": {}, "language": {}}
+    assert response.facets == {"source": {}, "language": {}, "place": {}}
     page = search_page_run(user=user, query="VPN salary", channel="api", encoder=tiny_encoder)
     assert page.items == [] and page.total == 0
     assert list(source_visible_list(user=user)) == []
+    assert place_visible_values(user=user, values=["share:hr", "share:public"]) == set()
     for document in kb.values():
         with pytest.raises(DocumentNotFound):
             access_document_by_id(document.pk, user)

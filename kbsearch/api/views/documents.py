@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kbsearch.api.errors import error_responses
-from kbsearch.api.fields import SourceSerializer
+from kbsearch.api.fields import PlaceField, SourceSerializer
 from kbsearch.documents.selectors import DocumentNotFound, access_document_by_id
 from kbsearch.search.throttles import DocumentRateThrottle
 
@@ -21,6 +21,7 @@ class DocumentDetailApi(APIView):
         title = serializers.CharField()
         url = serializers.CharField(help_text="Link to the original.")
         source = SourceSerializer()
+        place = PlaceField()
         external_id = serializers.CharField(help_text="The document's id in its source (a path on file shares).")
         language = serializers.CharField()
         version = serializers.IntegerField(help_text="Increases whenever the content changes.")

@@ -5,8 +5,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kbsearch.api.errors import error_responses
-from kbsearch.api.fields import HighlightedHtmlField, QueryTextField, SourceSerializer
-from kbsearch.search.pages import LANGUAGES, MAX_LIMIT, MAX_OFFSET, search_page_run
+from kbsearch.api.fields import HighlightedHtmlField, PlaceField, QueryTextField, SourceSerializer
+from kbsearch.documents.places import PLACE_VALUE_MAX
+from kbsearch.search.pages import LANGUAGES, MAX_FILTER_VALUES, MAX_LIMIT, MAX_OFFSET, search_page_run
 from kbsearch.search.throttles import SearchRateThrottle
 
 
@@ -18,6 +19,7 @@ class SearchResultSerializer(serializers.Serializer):
     title_html = HighlightedHtmlField(source="title")
     url = serializers.CharField(source="document.url", help_text="Link to the original.")
     source = SourceSerializer(source="document.source")
+    place = PlaceField(source="document")
     language = serializers.CharField(source="document.language")
     updated_at = serializers.DateTimeField()
     snippet = serializers.CharField(source="snippet.text")
@@ -44,6 +46,11 @@ class FacetValueSerializer(serializers.Serializer):
 class FacetsSerializer(serializers.Serializer):
     source = FacetValueSerializer(many=True)
     language = FacetValueSerializer(many=True)
+    place = FacetValueSerializer(
+        many=True,
+        help_text="Where the documents live: a Confluence space, a SharePoint library or site pages, a file "
+        "share's top folder. `value` is `<source key>:<place key>`, `label` the name people know it by.",
+    )
 
     class Meta:
         ref_name = "Facets"
@@ -61,9 +68,17 @@ class SearchApi(APIView):
             child=serializers.CharField(max_length=200),
             required=False,
             default=list,
-            max_length=20,
+            max_length=MAX_FILTER_VALUES,
             help_text="Only these sources (repeat the parameter for several). An unknown key is a 400 "
             "that lists the keys you can search.",
+        )
+        place = serializers.ListField(
+            child=serializers.CharField(max_length=PLACE_VALUE_MAX),
+            required=False,
+            default=list,
+            max_length=MAX_FILTER_VALUES,
+            help_text="Only documents in these places (repeat the parameter for several; any of them): a `value` "
+            "of the `place` facet, `<source key>:<place key>`. A place you can see no document in is a 400.",
         )
         lang = serializers.ListField(
             child=serializers.ChoiceField(
@@ -123,6 +138,7 @@ class SearchApi(APIView):
             sources=data["source"],
             languages=data["lang"],
             updated_after=data["updated_after"],
+            places=data["place"],
             limit=data["limit"],
             offset=data["offset"],
         )

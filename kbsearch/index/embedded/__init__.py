@@ -248,6 +248,12 @@ class EmbeddedIndexBackend(BaseIndexBackend):
             self._write(lambda store: store.set_access_many(access))
         return BatchResult(written=len(access))
 
+    def update_places_many(self, places: Mapping[int, str]) -> BatchResult:
+        if places:
+            places = {document_id: str(place) for document_id, place in places.items()}
+            self._write(lambda store: store.set_places_many(places))
+        return BatchResult(written=len(places))
+
     def indexed_documents(self, document_ids: Sequence[int]) -> dict[int, IndexedDocument]:
         with self._lock:
             return self._follow_pointer().indexed_documents(list(document_ids))

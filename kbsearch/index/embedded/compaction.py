@@ -145,13 +145,15 @@ def compact(memory: "MemoryIndex", *, seq: int, store_id: str) -> SegmentArrays:
     principal_table, pair_principals = _interned(principal_names, pair_principals)
     pair_slots = new_slot[pair_slots]
 
-    # Rows, sorted by (access list, document id, chunk id): each document's rows are one range, and
-    # documents with the same access list sit together, so a filter admitting a few large groups
-    # scores a few contiguous blocks of vectors instead of the whole matrix (``vector_search``).
+    # Rows, sorted by (access list, place, document id, chunk id): each document's rows are one
+    # range, and documents with the same access list sit together, in place order within it, so a
+    # filter admitting a few large groups (or places of them) scores a few contiguous blocks of
+    # vectors instead of the whole matrix (``vector_search``).
     chunk_ids = memory.chunk_ids[live_rows]
     row_slots = new_slot[memory.document_slots[live_rows]]
     access_rank = _access_list_ranks(principal_table, pair_principals, pair_slots, len(document_ids))
-    order = np.lexsort((chunk_ids, row_slots, access_rank[row_slots]))
+    document_places = memory.place_of_slot[old_slots[slot_order]].astype(np.int32)
+    order = np.lexsort((chunk_ids, row_slots, document_places[row_slots], access_rank[row_slots]))
     live_rows, chunk_ids, row_slots = live_rows[order], chunk_ids[order], row_slots[order]
     new_row = np.full(size, -1, dtype=np.int32)
     new_row[live_rows] = np.arange(len(live_rows), dtype=np.int32)
@@ -188,6 +190,7 @@ def compact(memory: "MemoryIndex", *, seq: int, store_id: str) -> SegmentArrays:
         live_length=float(lengths.sum(dtype=np.float64)),
         languages=list(memory.language_names),
         sources=memory.source_names(),
+        places=list(memory.place_names),
         chunk_ids=chunk_ids.astype(np.int64),
         document_slots=row_slots.astype(np.int32),
         lengths=lengths,
@@ -207,4 +210,5 @@ def compact(memory: "MemoryIndex", *, seq: int, store_id: str) -> SegmentArrays:
         principals=principal_table,
         access_starts=access_starts,
         access_slots=access_slots,
+        document_places=document_places,
     )

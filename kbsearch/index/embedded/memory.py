@@ -11,8 +11,10 @@ with its filters.
 Rows ``0 .. base_rows`` are the segment's (``segments.py``: memory-mapped, shared between
 processes, never written); rows after them are the delta, appended as changes are replayed from the
 store's log. A replaced or deleted row becomes a tombstone in the private ``alive`` mask. An access
-list changed after the segment overrides the segment's for that document. ``segment_arrays``
-folds both into the arrays of the next segment (compaction).
+list changed after the segment overrides the segment's for that document. Places are per document
+slot, in a private copy of the segment's column (a few bytes per document), so moving a document
+rewrites one number and a place filter is decided per document before rows are looked at.
+``segment_arrays`` folds all of it into the arrays of the next segment (compaction).
 """
 import math
 from array import array
@@ -63,6 +65,8 @@ class MemoryIndex:
             self.document_slots, self.language_codes = segment.document_slots, segment.language_codes
             self.source_codes = segment.source_codes
             self.language_names, source_names = list(segment.languages), list(segment.sources)
+            self.place_names = list(segment.places)
+            self.place_of_slot = np.array(segment.document_places, dtype=np.int32)
         else:
             self.chunk_ids = np.zeros(0, dtype=np.int64)
             self.lengths = np.zeros(0, dtype=np.float32)
@@ -71,11 +75,14 @@ class MemoryIndex:
             self.language_codes = np.zeros(0, dtype=np.int16)
             self.source_codes = np.zeros(0, dtype=np.int32)
             self.language_names, source_names = [], []
+            self.place_names = [""]
+            self.place_of_slot = np.zeros(0, dtype=np.int32)
         self.alive = np.ones(base, dtype=bool)
         self._capacity = base
         self.delta_vectors = np.zeros((0, dimension), dtype=np.float32)
         self._languages = {name: code for code, name in enumerate(self.language_names)}
         self._sources = {name: code for code, name in enumerate(source_names)}
+        self._places = {name: code for code, name in enumerate(self.place_names)}
         # Delta rows only; the segment's are found through its sorted arrays.
         self.row_of_chunk: dict[int, int] = {}
         self.rows_of_document: dict[int, list[int]] = {}
@@ -124,6 +131,11 @@ class MemoryIndex:
             self.new_document_ids.append(document_id)
             self.slot_of_new_document[document_id] = slot
             self.principals_of_slot[slot] = frozenset()
+            if slot >= len(self.place_of_slot):
+                grown = np.zeros(max(slot + 1, 2 * len(self.place_of_slot), _INITIAL_CAPACITY), dtype=np.int32)
+                grown[: len(self.place_of_slot)] = self.place_of_slot
+                self.place_of_slot = grown
+            self.place_of_slot[slot] = 0  # no place until one is set
         return slot
 
     def document_id_of_slot(self, slot: int) -> int:
@@ -218,6 +230,15 @@ class MemoryIndex:
         if slot < self.base_documents:
             self.overridden[slot] = True
 
+    def set_place(self, document_id: int, place: str) -> None:
+        self.version += 1
+        slot = self._document_slot(document_id)
+        code = self._places.get(place)
+        if code is None:
+            code = self._places[place] = len(self.place_names)
+            self.place_names.append(place)
+        self.place_of_slot[slot] = code
+
     @property
     def tombstone_share(self) -> float:
         return 0.0 if self.size == 0 else 1.0 - self.live / self.size
@@ -265,6 +286,9 @@ class MemoryIndex:
             slots = self.slots_of_principal.get(principal)
             if slots:
                 slot_allowed[np.fromiter(slots, dtype=np.int64, count=len(slots))] = True
+        if filters.places is not None:
+            codes = [self._places[place] for place in filters.places if place and place in self._places]
+            slot_allowed &= np.isin(self.place_of_slot[: len(slot_allowed)], codes)
         if not slot_allowed.any():
             return np.zeros(size, dtype=bool)
         mask = self.alive[:size] & slot_allowed[self.document_slots[:size]]

@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT_VERSION = 1
+# 2: document places (``document_places``, ``places`` in the meta). A segment of another format is
+# ignored; the first search after an upgrade loads the store once and writes a new one.
+FORMAT_VERSION = 2
 _META = "meta.json"
 _LOCK = ".lock"
 _TEMPORARY_PREFIX = ".tmp-"
@@ -89,7 +91,7 @@ ARRAYS = (
     "chunk_ids", "document_slots", "lengths", "language_codes", "source_codes", "updated", "vectors",
     "sorted_chunk_ids", "rows_by_chunk", "document_ids", "document_row_starts", "document_row_ends",
     "term_hashes", "term_offsets", "term_bytes", "posting_starts", "posting_rows", "posting_frequencies",
-    "principal_hashes", "principal_offsets", "principal_bytes", "access_starts", "access_slots",
+    "principal_hashes", "principal_offsets", "principal_bytes", "access_starts", "access_slots", "document_places",
 )
 
 
@@ -101,7 +103,8 @@ class SegmentArrays:
     ``document_row_starts[s]:document_row_ends[s]``. ``rows_by_chunk[i]`` is the row of chunk ``sorted_chunk_ids[i]``.
     Postings of term ``t`` (its id in ``terms``): ``posting_starts[t]:posting_starts[t + 1]`` of
     ``posting_rows`` / ``posting_frequencies``. Slots whose access list names principal ``p``:
-    ``access_starts[p]:access_starts[p + 1]`` of ``access_slots``.
+    ``access_starts[p]:access_starts[p + 1]`` of ``access_slots``. Document slot ``s`` is in place
+    ``places[document_places[s]]`` (``places[0]`` is ``""``, no place).
     """
 
     seq: int
@@ -110,6 +113,7 @@ class SegmentArrays:
     live_length: float
     languages: list[str]
     sources: list[str]
+    places: list[str]
     chunk_ids: np.ndarray
     document_slots: np.ndarray
     lengths: np.ndarray
@@ -129,6 +133,7 @@ class SegmentArrays:
     principals: StringTable
     access_starts: np.ndarray
     access_slots: np.ndarray
+    document_places: np.ndarray
 
     @property
     def rows(self) -> int:
@@ -184,13 +189,17 @@ def write_segment(store_path: Path, arrays: SegmentArrays) -> Path:
         meta = {
             "format": FORMAT_VERSION, "seq": arrays.seq, "store_id": arrays.store_id, "rows": arrays.rows,
             "dimension": arrays.dimension, "live_length": arrays.live_length,
-            "languages": arrays.languages, "sources": arrays.sources,
+            "languages": arrays.languages, "sources": arrays.sources, "places": arrays.places,
         }
         with open(temporary / _META, "w", encoding="utf-8") as handle:
             json.dump(meta, handle)
             handle.flush()
             os.fsync(handle.fileno())
         _fsync_path(temporary)
+        if final.exists() and _format_of(final) != FORMAT_VERSION:
+            # Written by an older version at the same seq: readers ignore it, so replace it (a process
+            # still mapping its files keeps them until it lets go).
+            shutil.rmtree(final, ignore_errors=True)
         if final.exists():  # the same seq written before (by another process): identical content
             shutil.rmtree(temporary)
         else:
@@ -203,6 +212,13 @@ def write_segment(store_path: Path, arrays: SegmentArrays) -> Path:
         if older < arrays.seq:
             shutil.rmtree(directory / f"{older:016d}", ignore_errors=True)
     return final
+
+
+def _format_of(segment: Path) -> int | None:
+    try:
+        return json.loads((segment / _META).read_text(encoding="utf-8")).get("format")
+    except (OSError, ValueError):
+        return None
 
 
 def _segment_seqs(directory: Path) -> list[int]:
@@ -258,7 +274,7 @@ def _load(path: Path, *, store_id: str, dimension: int) -> SegmentArrays | None:
     }
     return SegmentArrays(
         seq=meta["seq"], store_id=store_id, dimension=dimension, live_length=meta["live_length"],
-        languages=meta["languages"], sources=meta["sources"], terms=tables["term"],
+        languages=meta["languages"], sources=meta["sources"], places=meta["places"], terms=tables["term"],
         principals=tables["principal"], **loaded,
     )
 

@@ -125,7 +125,7 @@ class ServingCopy:
     @staticmethod
     def _load_from_store(store: IndexStore, dimension: int) -> tuple[MemoryIndex, int]:
         memory = MemoryIndex(dimension)
-        seq, chunks, access = store.snapshot(dimension)
+        seq, chunks, access, places = store.snapshot(dimension)
         batch: list[StoredChunk] = []
         for chunk in chunks:
             batch.append(chunk)
@@ -135,6 +135,8 @@ class ServingCopy:
         memory.add_many(batch)
         for document_id, principals in access.items():
             memory.set_access(document_id, principals)
+        for document_id, place in places.items():
+            memory.set_place(document_id, place)
         return memory, seq
 
     def _replay(self, store: IndexStore, memory: MemoryIndex) -> None:
@@ -146,12 +148,13 @@ class ServingCopy:
             chunks = store.load_chunks(upserted, memory.dimension)
             access_documents = {change.document_id for change in changes if change.kind == "access"}
             access = store.load_access(sorted(access_documents))
+            places = store.load_places(sorted({change.document_id for change in changes if change.kind == "place"}))
             pending: list[StoredChunk] = []  # consecutive upserts, added in one pass
             for change in changes:
                 if change.kind == "upsert" and change.chunk_id in chunks:
                     pending.append(chunks[change.chunk_id])
                     continue
-                if change.kind == "access":
+                if change.kind in ("access", "place"):
                     continue  # applied below, in its latest state
                 memory.add_many(pending)
                 pending = []
@@ -163,9 +166,12 @@ class ServingCopy:
                     # the chunk was under before this upsert: drop that older row here.
                     memory.remove_chunk(change.chunk_id)
             memory.add_many(pending)
-            # Access lists are read in their latest state, so applying them after the chunks is exact.
+            # Access lists and places are read in their latest state, so applying them after the
+            # chunks is exact.
             for document_id, principals in access.items():
                 memory.set_access(document_id, principals)
+            for document_id, place in places.items():
+                memory.set_place(document_id, place)
             self.applied_seq = changes[-1].seq
 
 

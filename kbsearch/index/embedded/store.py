@@ -1,7 +1,8 @@
 """Durable storage of one generation of the embedded index: one SQLite file in WAL mode.
 
 SQLite holds every chunk's analyzed terms, vector and filterable fields, each document's access
-list, and an append-only change log. Search never runs SQL: each process keeps an in-memory copy
+list and place (one row per document, like the access list: moving a document rewrites one row,
+not its chunks), and an append-only change log. Search never runs SQL: each process keeps an in-memory copy
 (``memory.py``) and replays the change log to catch up with writes made by other processes (the
 sync worker writes, the web server reads). The log is trimmed; a reader that fell behind the trim
 point reloads from the tables.
@@ -47,6 +48,7 @@ CREATE TABLE IF NOT EXISTS access (
     principal TEXT NOT NULL,
     PRIMARY KEY (document_id, principal)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS places (document_id INTEGER PRIMARY KEY, place TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL,
@@ -72,7 +74,7 @@ class StoredChunk:
 @dataclass(frozen=True)
 class Change:
     seq: int
-    kind: str  # "upsert" (chunk_id set), "delete" (whole document) or "access"
+    kind: str  # "upsert" (chunk_id set), "delete" (whole document), "access" or "place"
     document_id: int
     chunk_id: int | None
 
@@ -305,7 +307,24 @@ class IndexStore:
             if chunk.document_id not in access_written:
                 access_written.add(chunk.document_id)
                 statements.extend(self._access_statements(chunk.document_id, chunk.principals))
+                statements.extend(self._place_statements(chunk.document_id, chunk.place))
         return statements
+
+    @staticmethod
+    def _place_statements(document_id: int, place: str) -> list[tuple[str, Sequence]]:
+        # No row for no place: a store written before places existed reads the same way.
+        statements: list[tuple[str, Sequence]] = [("DELETE FROM places WHERE document_id = ?", (document_id,))]
+        if place:
+            statements.append(("INSERT INTO places (document_id, place) VALUES (?, ?)", (document_id, place)))
+        statements.append(("INSERT INTO changes (kind, document_id) VALUES ('place', ?)", (document_id,)))
+        return statements
+
+    def set_places_many(self, places: Mapping[int, str]) -> None:
+        """Move many documents to other places in one transaction (all or none)."""
+        self._write(
+            statement for document_id in sorted(places)
+            for statement in self._place_statements(document_id, places[document_id])
+        )
 
     def _access_statements(self, document_id: int, principals: frozenset[str]) -> list[tuple[str, Sequence]]:
         statements: list[tuple[str, Sequence]] = [("DELETE FROM access WHERE document_id = ?", (document_id,))]
@@ -342,6 +361,7 @@ class IndexStore:
         for document_id in document_ids:
             statements.append(("DELETE FROM chunks WHERE document_id = ?", (document_id,)))
             statements.append(("DELETE FROM access WHERE document_id = ?", (document_id,)))
+            statements.append(("DELETE FROM places WHERE document_id = ?", (document_id,)))
             statements.append(
                 ("INSERT INTO changes (kind, document_id) VALUES ('delete', ?)", (document_id,))
             )
@@ -363,8 +383,8 @@ class IndexStore:
             raise IndexBackendError(f"chunk {row[0]} has a {vector.shape[0]}-d vector, index is {dimension}-d")
         return StoredChunk(row[0], row[1], row[2], row[3], row[4], row[5], vector)
 
-    def snapshot(self, dimension: int) -> tuple[int, Iterator[StoredChunk], dict[int, set[str]]]:
-        """Everything at one point in time: (last change seq, chunks, access lists)."""
+    def snapshot(self, dimension: int) -> tuple[int, Iterator[StoredChunk], dict[int, set[str]], dict[int, str]]:
+        """Everything at one point in time: (last change seq, chunks, access lists, places)."""
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN")
@@ -374,9 +394,10 @@ class IndexStore:
                 access: dict[int, set[str]] = {}
                 for document_id, principal in conn.execute("SELECT document_id, principal FROM access"):
                     access.setdefault(document_id, set()).add(principal)
+                places = dict(conn.execute("SELECT document_id, place FROM places").fetchall())
             finally:
                 conn.execute("COMMIT")
-        return seq, (self._chunk_from_row(row, dimension) for row in rows), access
+        return seq, (self._chunk_from_row(row, dimension) for row in rows), access, places
 
     def documents_changed_since(self, seq: int) -> tuple[set[int], int]:
         """Ids of documents written after change ``seq``, and the latest seq read (one consistent read).
@@ -430,9 +451,22 @@ class IndexStore:
                     result[document_id].add(principal)
         return result
 
+    def load_places(self, document_ids: Sequence[int]) -> dict[int, str]:
+        """The place of each of these documents (``""`` for none)."""
+        found = dict.fromkeys(document_ids, "")
+        with self._lock:
+            for start in range(0, len(document_ids), 500):
+                batch = list(document_ids[start : start + 500])
+                marks = ",".join("?" * len(batch))
+                found.update(self._conn.execute(
+                    f"SELECT document_id, place FROM places WHERE document_id IN ({marks})", batch
+                ).fetchall())
+        return found
+
     def indexed_documents(self, document_ids: Sequence[int]) -> dict[int, IndexedDocument]:
         chunks: dict[int, set[int]] = {}
         access: dict[int, set[str]] = {}
+        places: dict[int, str] = {}
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN")  # one consistent read of both tables
@@ -448,10 +482,16 @@ class IndexStore:
                         f"SELECT document_id, principal FROM access WHERE document_id IN ({marks})", batch
                     ):
                         access.setdefault(document_id, set()).add(principal)
+                    places.update(conn.execute(
+                        f"SELECT document_id, place FROM places WHERE document_id IN ({marks})", batch
+                    ).fetchall())
             finally:
                 conn.execute("COMMIT")
         return {
-            document_id: IndexedDocument(frozenset(chunks.get(document_id, ())), frozenset(access.get(document_id, ())))
+            document_id: IndexedDocument(
+                frozenset(chunks.get(document_id, ())), frozenset(access.get(document_id, ())),
+                frozenset({places.get(document_id, "")}),
+            )
             for document_id in chunks.keys() | access.keys()
         }
 

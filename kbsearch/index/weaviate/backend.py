@@ -16,13 +16,14 @@ in float32, and sizes each leg's candidate list by its own hybrid rules rather t
 so the rankings agree except on ties and near-ties, which is not "the same ranking". Two gRPC
 calls cost a few milliseconds more than one; ``capabilities.native_hybrid`` is False.
 
-Weaviate has no update-by-filter: access changes read the chunks of the documents (properties
-only), and for the chunks whose principals differ re-read them with their vectors and write them
-back whole (batch objects replace by uuid). Writing back whole keeps it at two gRPC calls per page
-instead of one REST PATCH per chunk; it assumes, as the outbox guarantees, that one document's
-writes are not applied concurrently (a concurrent re-ingest could otherwise be overwritten by
-the stale copy until the next write or consistency check). Upserts keep the embedded index's
-rule that a document has one access list: sibling chunks not in the batch get the new principals.
+Weaviate has no update-by-filter: access and place changes read the chunks of the documents
+(properties only), and for the chunks whose principals or place differ re-read them with their
+vectors and write them back whole (batch objects replace by uuid). Writing back whole keeps it at
+two gRPC calls per page instead of one REST PATCH per chunk; it assumes, as the outbox guarantees,
+that one document's writes are not applied concurrently (a concurrent re-ingest could otherwise be
+overwritten by the stale copy until the next write or consistency check). Upserts keep the
+embedded index's rule that a document has one access list and one place: sibling chunks not in
+the batch get the new principals and place.
 """
 import math
 import time
@@ -49,7 +50,15 @@ from kbsearch.index.weaviate import filters as wfilters
 from kbsearch.index.weaviate.batching import check_dimension, raise_unless_deleted, write_chunks
 from kbsearch.index.weaviate.connection import connect
 from kbsearch.index.weaviate.generations import CatalogState, GenerationCatalog, WeaviateIndexBuild
-from kbsearch.index.weaviate.schema import BUILDING, READY, RETURNED_PROPERTIES, TERMS, VECTOR_NAME
+from kbsearch.index.weaviate.schema import (
+    BUILDING,
+    PLACE,
+    READY,
+    RETURNED_PROPERTIES,
+    STORED_PROPERTIES,
+    TERMS,
+    VECTOR_NAME,
+)
 
 DEFAULT_DELETE_LIMIT = 10_000  # Weaviate's QUERY_MAXIMUM_RESULTS default, the batch-delete cap
 READ_PAGE = 1000
@@ -77,6 +86,7 @@ class WeaviateIndexBackend(BaseIndexBackend):
         self.sleep = sleep
         self._expected: IndexMetadata | None = None
         self._catalog: GenerationCatalog | None = None
+        self._properties_checked = False
 
     @property
     def client(self):
@@ -106,6 +116,11 @@ class WeaviateIndexBackend(BaseIndexBackend):
             self.catalog.point_alias(number, exists=False)
         else:
             self._check(state.serving_record.metadata, metadata)
+            if not self._properties_checked:
+                # Generations created before a property existed (``place``) get it before any write.
+                for number in sorted(state.records):
+                    self.catalog.add_missing_properties(number)
+                self._properties_checked = True
         self._expected = metadata
 
     def serving_metadata(self) -> IndexMetadata | None:
@@ -150,9 +165,11 @@ class WeaviateIndexBackend(BaseIndexBackend):
             refused_ids = {failure.chunk_id for failure in refused}
             accepted = [chunk for chunk in chunks if chunk.chunk_id not in refused_ids]
             result = write_chunks(collection, accepted, page_size=self.page_size, sleep=self.sleep)
-            failed_ids = {failure.chunk_id for failure in result.failures}
-            access = {c.document_id: c.principals for c in accepted if c.chunk_id not in failed_ids}
-            siblings = self._apply_access(collection, access, skip={c.chunk_id for c in accepted})
+            written = [c for c in accepted if c.chunk_id not in {failure.chunk_id for failure in result.failures}]
+            siblings = self._rewrite(
+                collection, access={c.document_id: c.principals for c in written},
+                places={c.document_id: c.place for c in written}, skip={c.chunk_id for c in accepted},
+            )
             return BatchResult(written=result.written, failures=tuple(refused) + result.failures + siblings.failures)
 
         return self._write(sorted({chunk.document_id for chunk in chunks}), apply)
@@ -189,23 +206,38 @@ class WeaviateIndexBackend(BaseIndexBackend):
     def update_access_many(self, access: Mapping[int, frozenset[str]]) -> BatchResult:
         if not access:
             return BatchResult(written=0)
-        return self._write(sorted(access), lambda collection, _: self._apply_access(collection, access))
+        return self._write(sorted(access), lambda collection, _: self._rewrite(collection, access=access))
 
-    def _apply_access(self, collection, access: Mapping[int, frozenset[str]], *, skip: set[int] = frozenset()) -> BatchResult:
-        """Give every chunk of these documents its document's principals (except ``skip``)."""
+    def update_places_many(self, places: Mapping[int, str]) -> BatchResult:
+        if not places:
+            return BatchResult(written=0)
+        return self._write(sorted(places), lambda collection, _: self._rewrite(collection, places=places))
+
+    def _rewrite(
+        self, collection, *, access: Mapping[int, frozenset[str]] | None = None,
+        places: Mapping[int, str] | None = None, skip: set[int] = frozenset(),
+    ) -> BatchResult:
+        """Give every chunk of these documents its document's principals and place (except ``skip``)."""
+        access, places = access or {}, places or {}
         stale: list[int] = []
-        for obj in self._read_chunks(collection, list(access), properties=["chunk_id", "document_id", "principals"]):
-            chunk_id = int(obj.properties["chunk_id"])
-            wanted = access[int(obj.properties["document_id"])]
-            if chunk_id not in skip and frozenset(obj.properties.get("principals") or ()) != wanted:
+        properties = ["chunk_id", "document_id", "principals", PLACE]
+        for obj in self._read_chunks(collection, sorted(set(access) | set(places)), properties=properties):
+            chunk_id, document_id = int(obj.properties["chunk_id"]), int(obj.properties["document_id"])
+            if chunk_id in skip:
+                continue
+            if (document_id in access and frozenset(obj.properties.get("principals") or ()) != access[document_id]) or (
+                document_id in places and (obj.properties.get(PLACE) or "") != places[document_id]
+            ):
                 stale.append(chunk_id)
         rewritten: list[IndexChunk] = []
         for ids in wfilters.slices(stale, READ_PAGE):
             page = collection.query.fetch_objects(
                 filters=wfilters.chunks_filter(ids), limit=len(ids), include_vector=True,
-                return_properties=[TERMS, "principals", "source_key", "language", "document_id", "chunk_id", "updated_at"],
+                return_properties=STORED_PROPERTIES,
             ).objects
-            rewritten.extend(_as_chunk(obj, access[int(obj.properties["document_id"])]) for obj in page)
+            for obj in page:
+                document_id = int(obj.properties["document_id"])
+                rewritten.append(_as_chunk(obj, principals=access.get(document_id), place=places.get(document_id)))
         return write_chunks(collection, rewritten, page_size=self.page_size, sleep=self.sleep)
 
     def _read_chunks(self, collection, document_ids: Sequence[int], *, properties: list[str]) -> Iterator:
@@ -262,13 +294,19 @@ class WeaviateIndexBackend(BaseIndexBackend):
     def indexed_documents(self, document_ids: Sequence[int]) -> dict[int, IndexedDocument]:
         chunk_ids: dict[int, set[int]] = {}
         principals: dict[int, set[str]] = {}
-        for obj in self._read_chunks(self._serving(), document_ids, properties=["chunk_id", "document_id", "principals"]):
+        places: dict[int, set[str]] = {}
+        properties = ["chunk_id", "document_id", "principals", PLACE]
+        for obj in self._read_chunks(self._serving(), document_ids, properties=properties):
             document_id = int(obj.properties["document_id"])
             chunk_ids.setdefault(document_id, set()).add(int(obj.properties["chunk_id"]))
             # The union: if chunks disagree, a principal on any chunk is access the database must confirm.
             principals.setdefault(document_id, set()).update(obj.properties.get("principals") or ())
+            places.setdefault(document_id, set()).add(obj.properties.get(PLACE) or "")
         return {
-            document_id: IndexedDocument(chunk_ids=frozenset(ids), principals=frozenset(principals[document_id]))
+            document_id: IndexedDocument(
+                chunk_ids=frozenset(ids), principals=frozenset(principals[document_id]),
+                places=frozenset(places[document_id]),
+            )
             for document_id, ids in chunk_ids.items()
         }
 
@@ -382,12 +420,14 @@ def _hit(obj, score: float) -> ChunkHit:
     )
 
 
-def _as_chunk(obj, principals: frozenset[str]) -> IndexChunk:
-    """A stored chunk object back as an ``IndexChunk``, with new principals."""
+def _as_chunk(obj, *, principals: frozenset[str] | None, place: str | None) -> IndexChunk:
+    """A stored chunk object back as an ``IndexChunk``, with new principals and place (None: as stored)."""
     properties = obj.properties
     return IndexChunk(
         chunk_id=int(properties["chunk_id"]), document_id=int(properties["document_id"]),
         source_key=str(properties["source_key"]), language=str(properties["language"]),
         terms=str(properties.get(TERMS) or "").split(), vector=np.asarray(obj.vector[VECTOR_NAME], dtype=np.float32),
-        principals=principals, updated_at=properties.get("updated_at"),
+        principals=frozenset(properties.get("principals") or ()) if principals is None else principals,
+        updated_at=properties.get("updated_at"),
+        place=str(properties.get(PLACE) or "") if place is None else place,
     )

@@ -25,7 +25,7 @@ from weaviate.util import generate_uuid5
 
 from kbsearch.index.base import BatchResult, IndexBackendError, IndexChunk, ItemFailure
 from kbsearch.index.weaviate.filters import as_utc
-from kbsearch.index.weaviate.schema import TERMS, VECTOR_NAME
+from kbsearch.index.weaviate.schema import PLACE, TERMS, VECTOR_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ def chunk_object(chunk: IndexChunk) -> DataObject:
         "principals": sorted(chunk.principals),
         "source_key": chunk.source_key,
         "language": chunk.language,
+        PLACE: chunk.place,
         "document_id": chunk.document_id,
         "chunk_id": chunk.chunk_id,
     }

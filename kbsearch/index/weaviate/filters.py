@@ -24,6 +24,7 @@ from datetime import UTC
 from weaviate.classes.query import Filter
 
 from kbsearch.index.base import SearchFilters
+from kbsearch.index.weaviate.schema import PLACE
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,11 @@ def search_filter(filters: SearchFilters):
         if not filters.languages:
             return None
         parts.append(Filter.by_property("language").contains_any(sorted(filters.languages)))
+    if filters.places is not None:
+        places = sorted(place for place in filters.places if place)  # "" names no place: admits nothing
+        if not places:
+            return None
+        parts.append(Filter.by_property(PLACE).contains_any(places))
     if filters.updated_after is not None:
         # Strictly after, like the embedded index; chunks without a date never pass a date filter.
         parts.append(Filter.by_property("updated_at").greater_than(as_utc(filters.updated_after)))

@@ -109,6 +109,17 @@ class GenerationCatalog:
     def drop(self, number: int) -> None:
         self.client.collections.delete(schema.generation_collection(self.alias, number))
 
+    def add_missing_properties(self, number: int) -> list[str]:
+        """Add the chunk properties a generation created by an older version lacks; returns their names."""
+        collection = self.collection(number)
+        present = {prop.name for prop in collection.config.get().properties}
+        added = []
+        for prop in schema.chunk_properties():
+            if prop.name not in present:
+                collection.config.add_property(prop)
+                added.append(prop.name)
+        return added
+
     def chunk_count(self, number: int) -> int:
         return int(self.collection(number).aggregate.over_all(total_count=True).total_count or 0)
 

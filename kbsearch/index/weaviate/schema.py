@@ -16,8 +16,10 @@ environment variable needed):
 - ``principals`` is ``TEXT_ARRAY`` with ``field`` tokenization: each principal is one token, so
   ``contains_any(["group:hr"])`` never matches ``user:hr`` (``word`` tokenization would index both
   as ``hr``).
-- ``source_key`` and ``language`` are ``field``-tokenized too (exact values); ``document_id``,
-  ``chunk_id`` (INT) and ``updated_at`` (DATE, range-indexed) are filterable.
+- ``source_key``, ``language`` and ``place`` are ``field``-tokenized too (exact values: a place
+  like ``wiki:HR Team`` is one token); ``document_id``, ``chunk_id`` (INT) and ``updated_at``
+  (DATE, range-indexed) are filterable. ``place`` came later: ``ensure_index`` adds it to a
+  generation created before it (``add_property``), whose chunks then have no place until rewritten.
 - One self-provided named vector (``chunk``, vectorizer none, HNSW, cosine distance, ACORN filter
   strategy so narrow permission filters do not degrade the graph walk). One vector per collection
   is enough because a new model gets a new generation, i.e. a new collection.
@@ -45,7 +47,10 @@ from kbsearch.index.base import BM25_B, BM25_K1, IndexBackendError, IndexMetadat
 
 VECTOR_NAME = "chunk"
 TERMS = "terms"
+PLACE = "place"
 RETURNED_PROPERTIES = ["chunk_id", "document_id", "language"]
+# Everything a chunk object holds but its vector: what a rewrite reads back.
+STORED_PROPERTIES = [TERMS, "principals", "source_key", "language", "document_id", "chunk_id", "updated_at", PLACE]
 # A collection name Weaviate accepts (GraphQL class name rules).
 _NAME = re.compile(r"^[A-Z][_0-9A-Za-z]*$")
 _DESCRIPTION_PREFIX = "kbsearch index generation "
@@ -141,6 +146,7 @@ def chunk_properties() -> list[Property]:
         Property(name="principals", data_type=DataType.TEXT_ARRAY, **exact_text),
         Property(name="source_key", data_type=DataType.TEXT, **exact_text),
         Property(name="language", data_type=DataType.TEXT, **exact_text),
+        Property(name=PLACE, data_type=DataType.TEXT, **exact_text),
         Property(name="document_id", data_type=DataType.INT, index_filterable=True, index_range_filters=False),
         Property(name="chunk_id", data_type=DataType.INT, index_filterable=True, index_range_filters=True),
         Property(name="updated_at", data_type=DataType.DATE, index_filterable=True, index_range_filters=True),

@@ -2,7 +2,8 @@
 
 It records every schema and alias call in order (``calls``), keeps the JSON body the real client
 would POST for each ``collections.create`` (built with the client's own ``_CollectionConfigCreate``),
-stores objects, evaluates the real ``Filter`` objects the backend builds (ContainsAny, Equal,
+adds properties (``config.add_property``, with the JSON the client would send), stores objects,
+evaluates the real ``Filter`` objects the backend builds (ContainsAny, Equal,
 GreaterThan, And) and, like a server, caps one ``delete_many`` at ``delete_cap`` objects. Search
 legs (``bm25``, ``near_vector``) only record their arguments and answer with ``search_results``.
 """
@@ -98,6 +99,13 @@ class FakeConfig:
     def update(self, *, description=None):
         self.collection.server.calls.append(("update_description", self.collection.name))
         self.collection.description = description
+
+    def get(self):
+        return SimpleNamespace(properties=[SimpleNamespace(name=prop["name"]) for prop in self.collection.body["properties"]])
+
+    def add_property(self, prop):
+        self.collection.server.calls.append(("add_property", self.collection.name, prop.name))
+        self.collection.body["properties"].append(prop._to_dict())
 
 
 class FakeAggregate:

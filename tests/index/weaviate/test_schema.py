@@ -27,8 +27,9 @@ def test_principals_are_exact_values_never_words(backend, server):
     properties = _properties(server.store["KbTest_g1"].body)
     principals = properties["principals"]
     assert (principals["dataType"], principals["tokenization"], principals["indexFilterable"]) == (["text[]"], "field", True)
-    for name in ("source_key", "language"):
+    for name in ("source_key", "language", "place"):
         assert (properties[name]["dataType"], properties[name]["tokenization"]) == (["text"], "field")
+        assert properties[name]["indexFilterable"] and not properties[name]["indexSearchable"]
 
 
 def test_ids_and_dates_are_filterable(backend, server):
@@ -36,7 +37,24 @@ def test_ids_and_dates_are_filterable(backend, server):
     assert properties["document_id"]["dataType"] == ["int"] and properties["document_id"]["indexFilterable"]
     assert properties["chunk_id"]["dataType"] == ["int"] and properties["chunk_id"]["indexRangeFilters"]
     assert properties["updated_at"]["dataType"] == ["date"] and properties["updated_at"]["indexRangeFilters"]
-    assert set(properties) == {"terms", "principals", "source_key", "language", "document_id", "chunk_id", "updated_at"}
+    assert set(properties) == {
+        "terms", "principals", "source_key", "language", "place", "document_id", "chunk_id", "updated_at",
+    }
+
+
+def test_a_generation_created_before_places_gets_the_property_before_any_write(server):
+    from kbsearch.index.weaviate import WeaviateIndexBackend
+
+    old = WeaviateIndexBackend(collection="KbTest", client=server, sleep=lambda seconds: None)
+    old.ensure_index(metadata=METADATA)
+    body = server.store["KbTest_g1"].body
+    body["properties"] = [prop for prop in body["properties"] if prop["name"] != "place"]  # as an older version made it
+    upgraded = WeaviateIndexBackend(collection="KbTest", client=server, sleep=lambda seconds: None)
+    upgraded.ensure_index(metadata=METADATA)
+    upgraded.ensure_index(metadata=METADATA)  # checked once per backend object
+    assert [call for call in server.calls if call[0] == "add_property"] == [("add_property", "KbTest_g1", "place")]
+    place = _properties(body)["place"]
+    assert (place["dataType"], place["tokenization"], place["indexFilterable"]) == (["text"], "field", True)
 
 
 def test_one_self_provided_cosine_vector(backend, server):

@@ -48,6 +48,35 @@ def test_empty_source_restriction_matches_nothing():
     assert search_filter(SearchFilters(principals=frozenset({"public"}), source_keys=frozenset())) is None
 
 
+def test_places_are_one_contains_any_on_exact_values_anded_with_the_rest():
+    where = search_filter(SearchFilters(
+        principals=frozenset({"public"}), source_keys=frozenset({"wiki"}),
+        places=frozenset({"wiki:HR Team", "wiki:ENG", ""}),
+    ))
+    leaves = _leaves(where)
+    assert set(leaves) == {"principals", "source_key", "place"}
+    assert (leaves["place"].operator, leaves["place"].value) == (_Operator.CONTAINS_ANY, ["wiki:ENG", "wiki:HR Team"])
+    assert matches(where, {"principals": ["public"], "source_key": "wiki", "place": "wiki:HR Team"})
+    assert not matches(where, {"principals": ["public"], "source_key": "wiki", "place": "wiki:HR"})
+    assert not matches(where, {"principals": ["public"], "source_key": "wiki"})  # a chunk without a place
+
+
+def test_a_place_restriction_naming_no_place_matches_nothing(backend, server):
+    for places in (frozenset(), frozenset({""})):
+        nowhere = SearchFilters(principals=frozenset({"public"}), places=places)
+        assert search_filter(nowhere) is None
+        assert backend.bm25_search(terms=["vpn"], filters=nowhere, limit=5) == []
+    assert server.search_calls == []
+
+
+def test_both_legs_send_the_place_filter(backend, server):
+    filters = SearchFilters(principals=frozenset({"public"}), places=frozenset({"sp:drive-1", "sp:drive-2"}))
+    backend.bm25_search(terms=["vpn"], filters=filters, limit=5)
+    backend.vector_search(vector=np.ones(8, dtype=np.float32), filters=filters, limit=5)
+    for _, _, arguments in server.search_calls:
+        assert _leaves(arguments["filters"])["place"].value == ["sp:drive-1", "sp:drive-2"]
+
+
 def _result(chunk_id, document_id, language="en", score=None, distance=None):
     return SimpleNamespace(
         properties={"chunk_id": chunk_id, "document_id": document_id, "language": language},

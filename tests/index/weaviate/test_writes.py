@@ -1,4 +1,4 @@
-"""Batch writes, failures, deletes past the per-call cap and bulk access updates."""
+"""Batch writes, failures, deletes past the per-call cap and bulk access and place updates."""
 import numpy as np
 import pytest
 
@@ -101,6 +101,35 @@ def test_upsert_gives_sibling_chunks_the_documents_new_access_list(backend, serv
     assert backend.indexed_documents([10, 99]) == {
         10: type(backend.indexed_documents([10])[10])(chunk_ids=frozenset({1, 2}), principals=frozenset({"group:finance"}))
     }
+
+
+def test_update_places_many_rewrites_only_moved_chunks_and_keeps_their_access(backend, server):
+    backend.upsert_chunks([chunk(1, 10, "a", {"group:hr"}, place="wiki:HR"), chunk(2, 10, "b", {"group:hr"}, place="wiki:HR"),
+                           chunk(3, 11, "c", {"public"}, place="wiki:ENG")])
+    assert _stored(server)[1].properties["place"] == "wiki:HR"
+    before = _stored(server)[1].vector["chunk"]
+    server.insert_calls.clear()
+    result = backend.update_places_many({10: "wiki:OPS", 11: "wiki:ENG", 12: "wiki:X"})
+    assert (result.written, result.failures) == (2, ())
+    assert [sorted(o.properties["chunk_id"] for o in objects) for _, objects in server.insert_calls] == [[1, 2]]
+    stored = _stored(server)
+    assert [stored[i].properties["place"] for i in (1, 2, 3)] == ["wiki:OPS", "wiki:OPS", "wiki:ENG"]
+    assert stored[1].properties["principals"] == ["group:hr"] and stored[1].vector["chunk"] == before
+    assert backend.indexed_documents([10])[10].places == frozenset({"wiki:OPS"})
+
+
+def test_upsert_gives_sibling_chunks_the_documents_new_place(backend, server):
+    backend.upsert_chunks([chunk(1, 10, "a", {"public"}, place="wiki:HR"), chunk(2, 10, "b", {"public"}, place="wiki:HR")])
+    backend.upsert_chunks([chunk(1, 10, "a2", {"public"}, place="wiki:ENG")])
+    assert {cid: o.properties["place"] for cid, o in _stored(server).items()} == {1: "wiki:ENG", 2: "wiki:ENG"}
+
+
+def test_a_chunk_written_before_places_reads_as_no_place(backend, server):
+    backend.upsert_chunks([chunk(1, 10, "a", {"public"})])
+    del _stored(server)[1].properties["place"]  # as an older version wrote it
+    assert backend.indexed_documents([10])[10].places == frozenset({""})
+    backend.update_places_many({10: "wiki:HR"})
+    assert _stored(server)[1].properties["place"] == "wiki:HR" and _stored(server)[1].properties["terms"] == "a"
 
 
 def test_iter_document_ids_yields_each_document_once_in_batches(backend):

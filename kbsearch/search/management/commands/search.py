@@ -18,6 +18,8 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=10)
         parser.add_argument("--language", action="append", help="keep to this language (repeatable)")
         parser.add_argument("--source", action="append", help="keep to this source key (repeatable)")
+        parser.add_argument("--place", action="append",
+                            help="keep to this place, <source key>:<place key> (repeatable; any of them)")
 
     def handle(self, *args, **options) -> None:
         try:
@@ -33,6 +35,7 @@ class Command(BaseCommand):
                 limit=options["limit"],
                 languages=frozenset(options["language"]) if options["language"] else None,
                 source_keys=frozenset(options["source"]) if options["source"] else None,
+                places=frozenset(options["place"]) if options["place"] else None,
             )
         except InvalidQuery as error:
             raise CommandError(str(error)) from None
@@ -42,8 +45,9 @@ class Command(BaseCommand):
         for result in response.results:
             document = result.document
             snippet = " ".join(result.chunk.text.split())[:160]
+            where = " · ".join(part for part in (document.source.key, document.place_label, document.language) if part)
             self.stdout.write(
-                f"{result.rank:>3}. {document.title}  [{document.source.key} · {document.language}]  {result.score:.3f}\n"
+                f"{result.rank:>3}. {document.title}  [{where}]  {result.score:.3f}\n"
                 f"     {document.url}\n     {snippet}"
             )
         self.stdout.write(f"({len(response.results)} results in {response.took_ms:.0f} ms)")
