@@ -64,7 +64,9 @@ class TrainingRun(models.Model):
     # [[step, loss], ...], about 200 points at most (the trainer logs every total/200 steps).
     loss_history = models.JSONField(default=list, blank=True)
     stop_reason = models.CharField(max_length=20, blank=True)
+    # Wall-clock seconds of the whole training (loading and saving included), and of a step.
     training_seconds = models.FloatField(null=True, blank=True)
+    seconds_per_step = models.FloatField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -80,10 +82,6 @@ class TrainingRun(models.Model):
     @property
     def percent(self) -> int:
         return int(100 * self.step / self.total_steps) if self.total_steps else 0
-
-    @property
-    def seconds_per_step(self) -> float | None:
-        return self.training_seconds / self.step if self.training_seconds and self.step else None
 
 
 class ModelVersion(models.Model):

@@ -146,7 +146,7 @@ def _execute(run_id: int, echo) -> TrainingRun:
         progress.flush()
         TrainingRun.objects.filter(pk=run.pk).update(
             step=result.steps, total_steps=result.total_steps, stop_reason=result.stop_reason,
-            training_seconds=round(result.seconds, 3),
+            training_seconds=round(result.seconds, 3), seconds_per_step=round(result.seconds_per_step, 4),
         )
         metadata = load_encoder(str(output)).index_metadata
         version = model_version_register(

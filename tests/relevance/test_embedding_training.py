@@ -117,6 +117,16 @@ def test_training_changes_the_weights_and_saves_a_loadable_model(tmp_path, tiny_
     assert after.max_seq_length == before.max_seq_length  # the serving length, not the training one
     texts = ["how does vpn work"]
     assert not np.allclose(before.encode_queries(texts), after.encode_queries(texts), atol=1e-4)
+    # The token embedding table stays as it was (frozen by default); the encoder layers moved.
+    old, new = weights(tiny_model_dir), weights(tmp_path / "out")
+    assert torch.equal(old["embeddings.word_embeddings.weight"], new["embeddings.word_embeddings.weight"])
+    assert not torch.equal(old["encoder.layer.0.attention.self.query.weight"],
+                           new["encoder.layer.0.attention.self.query.weight"])
+
+
+def weights(folder) -> dict:
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as handle:
+        return {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (not a dict)
 
 
 def test_the_step_and_time_budgets_stop_training_and_keep_the_model(tmp_path, tiny_model_dir):

@@ -44,7 +44,8 @@ class Command(BaseCommand):
         training.add_argument("--batch-size", type=int)
         training.add_argument("--learning-rate", type=float)
         training.add_argument("--negatives", type=int, help="Hard negatives per pair (0: in-batch only).")
-        training.add_argument("--cached", action="store_true", help="Cached (GradCache) loss: big batches, little memory.")
+        training.add_argument("--loss", choices=("cached_mnrl", "mnrl"),
+                              help="cached_mnrl (default: big batches in little memory) or plain mnrl.")
         training.add_argument("--mini-batch-size", type=int, help="Embedding batch of the cached loss.")
         training.add_argument("--lora", action="store_true", help="Train LoRA adapters (needs peft), merged when saved.")
         training.add_argument("--no-weights", action="store_true", help="Ignore the pairs' weights.")
@@ -133,12 +134,10 @@ def _params(options: dict) -> dict:
     params = {
         "epochs": options["epochs"], "max_steps": options["max_steps"], "batch_size": options["batch_size"],
         "learning_rate": options["learning_rate"], "negatives_per_pair": options["negatives"],
-        "mini_batch_size": options["mini_batch_size"], "seed": options["seed"],
+        "mini_batch_size": options["mini_batch_size"], "seed": options["seed"], "loss": options["loss"],
         "max_seconds": None if options["max_minutes"] is None else options["max_minutes"] * 60,
     }
     params = {key: value for key, value in params.items() if value is not None}
-    if options["cached"]:
-        params["loss"] = "cached_mnrl"
     if options["lora"]:
         params["lora"] = True
     if options["no_weights"]:
