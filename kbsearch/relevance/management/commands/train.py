@@ -49,6 +49,7 @@ class Command(BaseCommand):
         training.add_argument("--mini-batch-size", type=int, help="Embedding batch of the cached loss.")
         training.add_argument("--lora", action="store_true", help="Train LoRA adapters (needs peft), merged when saved.")
         training.add_argument("--no-weights", action="store_true", help="Ignore the pairs' weights.")
+        training.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPUs with bf16 units).")
         training.add_argument("--seed", type=int)
         gate = parser.add_argument_group("evaluation gate")
         gate.add_argument("--no-evaluate", action="store_true", help="Train only; evaluate later (model evaluate).")
@@ -142,6 +143,8 @@ def _params(options: dict) -> dict:
         params["lora"] = True
     if options["no_weights"]:
         params["use_weights"] = False
+    if options["bf16"]:
+        params["bf16"] = True
     return params
 
 
