@@ -1,7 +1,8 @@
 """Whether a run recorded as ``running`` is really running: a lock per live run.
 
-Used by directory syncs (kind ``directory``) and by re-embeds of the index (kind ``reembed``,
-``kbsearch.documents.generations``); each kind has its own lock names, so run ids never collide.
+Used by directory syncs (kind ``directory``), by re-embeds of the index (kind ``reembed``,
+``kbsearch.documents.generations``) and by training runs of the relevance loop (kind ``train``,
+``kbsearch.relevance.training_runs``); each kind has its own lock names, so run ids never collide.
 
 
 A sync holds a lock named after its run for as long as it runs. The lock belongs to the process
@@ -26,7 +27,7 @@ from django.db import connection
 
 # The first key of PostgreSQL's two-key advisory locks, "kbd\0" (the documents' source locks use
 # "kbs\0"): the two never collide, nor with other users of advisory locks in the database.
-_NAMESPACES = {"directory": 0x6B626400, "reembed": 0x6B627200}
+_NAMESPACES = {"directory": 0x6B626400, "reembed": 0x6B627200, "train": 0x6B627400}
 
 Release = Callable[[], None]
 

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from embeddings.encoder import PASSAGE_PREFIX, Encoder, _model_kwargs  # noqa: E402
+from embeddings.encoder import PASSAGE_PREFIX, Encoder, model_kwargs_for  # noqa: E402
 from embeddings.loading import DEFAULT_CACHE_DIR, DEFAULT_MODEL_SPEC, resolve_model  # noqa: E402
 
 CORPUS = Path("/work/shared/eval/mixed-kb/corpus.jsonl")
@@ -105,7 +105,7 @@ def time_plain(path: str, chunks: list[str], batch_size: int, repeats: int) -> d
     """Stock `SentenceTransformer.encode` (sorts by characters, tokenizes per batch)."""
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(path, device="cpu", model_kwargs=_model_kwargs(path))
+    model = SentenceTransformer(path, device="cpu", model_kwargs=model_kwargs_for(path))
     inputs = [PASSAGE_PREFIX + chunk for chunk in chunks]
     model.encode(inputs[:batch_size], batch_size=batch_size)
     best: dict = {}

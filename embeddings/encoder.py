@@ -82,7 +82,7 @@ class Encoder:
         self.precision = precision
         self._device = torch.device(device)
         self._model = SentenceTransformer(
-            self.model_name, device=device, model_kwargs=_model_kwargs(self.model_name)
+            self.model_name, device=device, model_kwargs=model_kwargs_for(self.model_name)
         )
         self._model.eval()
         self._tokenizer = self._model.tokenizer
@@ -225,7 +225,7 @@ def _model_length_limit(model) -> int:
     return min(usable) if usable else 512
 
 
-def _model_kwargs(model_path_or_id: str) -> dict:
+def model_kwargs_for(model_path_or_id: str) -> dict:
     """Skip BERT's pooler when a local checkpoint has none (our converted and tiny models).
 
     Mean pooling never reads it; without this transformers would build a random one and warn.

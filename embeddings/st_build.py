@@ -108,7 +108,7 @@ def write_sentence_transformer_dir(
     """
     check_bert_state_dict(config, state_dict)
     target_dir = Path(target_dir)
-    with _staging_dir(target_dir) as staging:
+    with staging_dir(target_dir) as staging:
         # Assemble through sentence-transformers' own classes and save(), so the layout is exactly
         # what this sentence-transformers version writes and reads back.
         hf_dir = staging.parent / f"{staging.name}-hf"
@@ -121,7 +121,7 @@ def write_sentence_transformer_dir(
         if build_info is not None:
             text = json.dumps(build_info, indent=2, sort_keys=True) + "\n"
             (staging / BUILD_INFO_FILE).write_text(text, encoding="utf-8")
-        _make_readable(staging)
+        make_readable(staging)
     return target_dir
 
 
@@ -155,7 +155,7 @@ def _assemble_sentence_transformer(
     )
 
 
-def _make_readable(directory: Path) -> None:
+def make_readable(directory: Path) -> None:
     """Some writers create 0600 files; the model is shared by every process user, so use umask."""
     umask = os.umask(0)
     os.umask(umask)
@@ -184,7 +184,7 @@ def remove_stale_staging(target_dir: Path) -> list[Path]:
 
 
 @contextmanager
-def _staging_dir(target_dir: Path) -> Iterator[Path]:
+def staging_dir(target_dir: Path) -> Iterator[Path]:
     """Yield an empty directory beside `target_dir`; on success swap it into place."""
     target_dir.parent.mkdir(parents=True, exist_ok=True)
     token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"

@@ -253,6 +253,34 @@ KBSEARCH_EXTRACT_SECONDS = float(os.environ.get("KBSEARCH_EXTRACT_SECONDS", "60"
 # others still decrypt, for rotation). Unset: no credential can be stored (kbsearch.documents.credentials).
 KBSEARCH_CREDENTIALS_KEY = os.environ.get("KBSEARCH_CREDENTIALS_KEY", "")
 
+# --- Relevance loop: fine-tuning, the evaluation gate, model versions (docs/relevance.md) ----------
+# Fine-tuned models are written here, one folder per training run (loaded by path like any model).
+KBSEARCH_RELEVANCE_MODELS_DIR = Path(
+    os.environ.get("KBSEARCH_RELEVANCE_MODELS_DIR", KBSEARCH_MODEL_CACHE_DIR / "trained")
+)
+# A training run's budgets unless the run sets its own: wall-clock seconds, and steps (0 = no limit).
+KBSEARCH_RELEVANCE_TRAIN_MAX_SECONDS = float(os.environ.get("KBSEARCH_RELEVANCE_TRAIN_MAX_SECONDS", "3600"))
+KBSEARCH_RELEVANCE_TRAIN_MAX_STEPS = int(os.environ.get("KBSEARCH_RELEVANCE_TRAIN_MAX_STEPS", "0"))
+# The gate: promotion needs in-domain nDCG@10 up by at least MIN_GAIN, and no regression set down
+# by more than MAX_REGRESSION (both in the gate mode, on the same queries before and after).
+KBSEARCH_RELEVANCE_MIN_GAIN = float(os.environ.get("KBSEARCH_RELEVANCE_MIN_GAIN", "0.005"))
+KBSEARCH_RELEVANCE_MAX_REGRESSION = float(os.environ.get("KBSEARCH_RELEVANCE_MAX_REGRESSION", "0.005"))
+# Regression sets: BEIR folders (or folders of them), comma-separated; by default the shared
+# evaluation sets beside the checkout when present. Set it empty to gate on in-domain data only.
+_SHARED_EVAL = BASE_DIR.parent / "shared" / "eval"
+KBSEARCH_RELEVANCE_REGRESSION_SETS = _env_list(
+    "KBSEARCH_RELEVANCE_REGRESSION_SETS", [str(_SHARED_EVAL)] if _SHARED_EVAL.is_dir() else []
+)
+# Ranking modes evaluated (each costs a ranking pass, not an embedding pass), and the one the rule
+# is applied to: hybrid is what users get.
+KBSEARCH_RELEVANCE_GATE_MODES = _env_list("KBSEARCH_RELEVANCE_GATE_MODES", ["vector", "hybrid"])
+KBSEARCH_RELEVANCE_GATE_MODE = os.environ.get("KBSEARCH_RELEVANCE_GATE_MODE", "hybrid")
+# At most this many questions per set (a fixed sample by a hash of the question id; 0 = all): the
+# corpus is embedded whole either way, the questions are what grows with the set.
+KBSEARCH_RELEVANCE_GATE_MAX_QUERIES = int(os.environ.get("KBSEARCH_RELEVANCE_GATE_MAX_QUERIES", "1000"))
+# Indexes, embedding caches and cached scores of the gate's evaluations.
+KBSEARCH_RELEVANCE_EVAL_DIR = Path(os.environ.get("KBSEARCH_RELEVANCE_EVAL_DIR", VAR_DIR / "eval" / "gate"))
+
 # --- Celery ------------------------------------------------------------------------------------
 # Without a broker URL tasks run inline, so one machine needs no Redis.
 CELERY_BROKER_URL = os.environ.get("KBSEARCH_BROKER_URL", "")
@@ -263,6 +291,8 @@ CELERY_TASK_EAGER_PROPAGATES = True
 # (minutes to hours of CPU): one worker, one task at a time. Exact names are matched before the patterns.
 CELERY_TASK_ROUTES = {
     "kbsearch.documents.tasks.index_reembed_task": {"queue": "embed"},
+    # Bookkeeping after a promotion's re-embed (seconds): not behind an hours-long training run.
+    "kbsearch.relevance.tasks.model_versions_reconcile_task": {"queue": "sync"},
     "kbsearch.relevance.tasks.*": {"queue": "train"},
     "connectors.tasks.*": {"queue": "sync"},
     "access.tasks.*": {"queue": "sync"},
