@@ -40,7 +40,7 @@ from kbsearch.analytics.models import Click, QueryLog
 from kbsearch.analytics.services import click_record, query_log_create
 from kbsearch.documents.models import Document, Source
 from kbsearch.documents.selectors import document_visible_ids
-from kbsearch.documents.services import documents_ingest
+from kbsearch.documents.services import documents_ingest, documents_prune
 from kbsearch.evaluation.beir import BeirSet
 from kbsearch.ingest.inputs import DocumentInput
 from kbsearch.ingest.parsers import blocks_from_text
@@ -76,24 +76,28 @@ def questions_split(beir: BeirSet, *, by: str = "question") -> tuple[list[str], 
     return clicks, test, test_passages
 
 
-def _source(key: str, beir: BeirSet) -> Source:
-    source, _ = Source.objects.update_or_create(
-        key=key, defaults={"name": f"Simulation: {beir.name}", "connector": SIMULATION_CONNECTOR,
-                           "config": {"beir_set": beir.name}},
-    )
-    return source
-
-
 def simulation_corpus_load(
     *, beir: BeirSet, source_key: str, test_passages: set[str] = frozenset(), encoder=None, index=None
 ) -> dict[str, Document]:
     """Every passage as a document readable by ``public`` (test passages in ``<key>-test``);
-    returns {passage id: Document}. Unchanged passages are not embedded again."""
-    groups = {source_key: sorted(set(beir.corpus) - set(test_passages))}
-    if test_passages:
-        groups[f"{source_key}-test"] = sorted(test_passages)
+    returns {passage id: Document}. Unchanged passages are not embedded again; documents an earlier
+    run left in either source that this split does not put there are deleted, so switching splits
+    cannot leave a test passage in the training source."""
+    groups = {source_key: sorted(set(beir.corpus) - set(test_passages)), f"{source_key}-test": sorted(test_passages)}
+    sources = {}
+    for key in groups:
+        existing = Source.objects.filter(key=key).first()
+        if existing is not None and existing.connector != SIMULATION_CONNECTOR:
+            raise SimulationError(f"source {key!r} exists and is not a simulation; choose another source key")
+        sources[key] = existing
     for key, passage_ids in groups.items():
-        source = _source(key, beir)
+        source = sources[key]
+        if source is None and not passage_ids:
+            continue
+        if source is None:
+            source = Source.objects.create(key=key, name=f"Simulation: {beir.name}", connector=SIMULATION_CONNECTOR,
+                                           config={"beir_set": beir.name})
+        documents_prune(source=source, keep_external_ids=set(passage_ids), index=index)
         items = (
             DocumentInput(
                 external_id=pid, title=beir.corpus[pid]["title"], blocks=blocks_from_text(beir.corpus[pid]["text"]),

@@ -47,3 +47,14 @@ def test_context_line_split_forms():
         "Very long head…", "body")
     assert context_line_split("Guide > Setup", title="Guide", heading_path=["Setup"]) == ("Guide > Setup", "")
     assert context_line_split("just text\nmore", title="Guide", heading_path=["Setup"]) == ("", "just text\nmore")
+
+
+def test_a_heading_many_documents_share_pairs_only_a_few_times(kb, add_source, build):
+    add_source("teams", {
+        "_access.yaml": "principals: [public]\n",
+        **{f"team{n}.md": f"# Overview\n\nTeam {n} looks after the printers on floor {n} and their supplies.\n"
+           for n in range(5)},
+    })
+    snapshot, rows = build(corpus_per_document=5, corpus_per_query=2)
+    assert len([row for row in rows if row["query"] == "Overview"]) == 2
+    assert snapshot.summary["dropped"]["heading shared by more sections than the per-query cap"] == 3

@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from kbsearch.analytics.models import Click, QueryLog
 from kbsearch.evaluation.beir import load_beir
 from kbsearch.relevance.simulation import (
+    SimulationError,
     questions_split,
     simulation_clicks_record,
     simulation_corpus_load,
@@ -135,3 +136,17 @@ def test_commands_simulate_then_build(kb, beir_dir, tmp_path):
             call_command("training_data", "--output-dir", str(tmp_path / "training"), *bad)
     with pytest.raises(CommandError, match="--rank"):
         call_command("simulate_use", str(beir_dir), "--rank", "zero")
+
+
+def test_switching_splits_moves_passages_and_never_takes_a_real_source(kb, beir_dir):
+    beir = load_beir(beir_dir)
+    simulation_corpus_load(beir=beir, source_key="sim-toy")
+    _, _, test_passages = questions_split(beir, by="passage")
+    documents = simulation_corpus_load(beir=beir, source_key="sim-toy", test_passages=test_passages)
+    assert len(documents) == len(PASSAGES)
+    keys = {pid: document.source.key for pid, document in documents.items()}
+    assert {pid for pid, key in keys.items() if key == "sim-toy-test"} == test_passages
+    back = simulation_corpus_load(beir=beir, source_key="sim-toy")
+    assert {document.source.key for document in back.values()} == {"sim-toy"} and len(back) == len(PASSAGES)
+    with pytest.raises(SimulationError, match="not a simulation"):
+        simulation_corpus_load(beir=beir, source_key="share")  # the knowledge base's real source

@@ -4,9 +4,11 @@ as the positive, as teams that fine-tune on internal wikis pair titles with summ
 
 The positive is the chunk's body without its context line: with the heading inside it the pair
 would teach nothing but string matching. The first chunk of each section is taken, at most
-``corpus_per_document`` sections per document (in document order) and ``corpus_total`` in all; over
-the total, a fixed hash of the chunk id (with the seed) decides which stay, so every source keeps
-its share and a rebuild chooses the same pairs.
+``corpus_per_document`` sections per document (in document order), ``corpus_per_query`` sections
+per heading text (a title many documents share, "Overview", "日本共産党", names no one section, and
+in-batch negatives of one query would be its own other positives), and ``corpus_total`` in all.
+Where a cap bites, a fixed hash of the chunk id (with the seed) decides which stay, so every source
+keeps its share and a rebuild chooses the same pairs.
 """
 import hashlib
 import heapq
@@ -21,6 +23,7 @@ from kbsearch.relevance.training_data.pii import PersonalDataFilter
 DROP_SHORT = "corpus section too short"
 DROP_PERSONAL_TITLE = "heading looks like personal data"
 DROP_OVER_CAP = "corpus pairs over the total cap"
+DROP_SHARED_HEADING = "heading shared by more sections than the per-query cap"
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,12 @@ def _rank_key(seed: int, chunk_id: int) -> int:
 def corpus_pairs_collect(*, params: TrainingDataParams, store: PassageStore) -> tuple[list[CorpusPair], Counter]:
     """Heading-path pairs for every document outside the excluded sources (see the module docstring)."""
     dropped: Counter = Counter()
-    if params.corpus_per_document == 0 or params.corpus_total == 0:
+    if min(params.corpus_per_document, params.corpus_per_query, params.corpus_total) == 0:
         return [], dropped
     personal = PersonalDataFilter(params.pii_patterns)
-    kept: list[tuple[int, CorpusPair]] = []  # a heap of (-rank key, pair): the largest keys leave first
+    # First pass: candidates as (rank key, chunk id) per query, no text kept.
+    by_query: dict[str, list[tuple[int, int]]] = {}
     document_id, taken, contexts = None, 0, set()
-    over_cap = 0
     for passage in store.iter_all(exclude_source_keys=params.exclude_sources):
         if passage.document_id != document_id:
             document_id, taken, contexts = passage.document_id, 0, set()
@@ -56,15 +59,21 @@ def corpus_pairs_collect(*, params: TrainingDataParams, store: PassageStore) -> 
             dropped[DROP_PERSONAL_TITLE] += 1
             continue
         taken += 1
-        pair = CorpusPair(query_normalize(passage.context), passage.context, passage)
-        item = (-_rank_key(params.seed, passage.chunk_id), passage.chunk_id, pair)
-        if len(kept) < params.corpus_total:
-            heapq.heappush(kept, item)
-        else:
-            heapq.heappushpop(kept, item)
-            over_cap += 1
-    if over_cap:
-        dropped[DROP_OVER_CAP] += over_cap
-    pairs = sorted((pair for _, _, pair in kept), key=lambda pair: (pair.passage.document_id, pair.passage.ordinal))
-    store.remember(pair.passage for pair in pairs)
+        by_query.setdefault(query_normalize(passage.context), []).append(
+            (_rank_key(params.seed, passage.chunk_id), passage.chunk_id)
+        )
+    candidates = []
+    for found in by_query.values():
+        kept = heapq.nsmallest(params.corpus_per_query, found)
+        if len(found) > len(kept):
+            dropped[DROP_SHARED_HEADING] += len(found) - len(kept)
+        candidates.extend(kept)
+    chosen = heapq.nsmallest(params.corpus_total, candidates)
+    if len(candidates) > len(chosen):
+        dropped[DROP_OVER_CAP] += len(candidates) - len(chosen)
+    passages = store.by_ids(chunk_id for _, chunk_id in chosen)
+    pairs = [
+        CorpusPair(query_normalize(passage.context), passage.context, passage)
+        for passage in sorted(passages.values(), key=lambda passage: (passage.document_id, passage.ordinal))
+    ]
     return pairs, dropped

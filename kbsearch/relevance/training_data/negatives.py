@@ -26,6 +26,9 @@ from kbsearch.relevance.training_data.params import TrainingDataParams
 from kbsearch.relevance.training_data.passages import Passage, PassageStore, QueryVectors
 from kbsearch.text.analysis import index_terms, query_terms
 
+# Pool passages scored per query before only the query's selective terms are used to find them.
+_SCORED_CANDIDATES = 2000
+
 
 @dataclass(frozen=True)
 class MiningRequest:
@@ -85,7 +88,15 @@ class NegativeMiner:
         if self.bm25 is None:
             return []
         terms = query_terms(query)
-        candidates = sorted({position for term in terms for position in self.postings.get(term, ())})
+        candidates = {position for term in terms for position in self.postings.get(term, ())}
+        if len(candidates) > _SCORED_CANDIDATES:
+            # Scoring is a Python loop per passage: over a large pool, candidates come from the
+            # query's selective terms only. A term in over half the pool has its idf floored and
+            # would add little to any score, while every passage holding it would be scored.
+            common = len(self.pool) // 2
+            selective = [term for term in terms if len(self.postings.get(term, ())) <= common]
+            candidates = {position for term in selective for position in self.postings.get(term, ())} or candidates
+        candidates = sorted(candidates)
         if not candidates:
             return []
         scores = self.bm25.get_batch_scores(terms, candidates)

@@ -22,6 +22,7 @@ class TrainingDataParams:
     pool_sample: int = 5000
     # Corpus pairs (heading path -> section): at most this many per document and in total.
     corpus_per_document: int = 3
+    corpus_per_query: int = 3  # sections sharing one heading text (normalised)
     corpus_total: int = 20000
     corpus_weight: float = 1.0
     # Sections shorter than this (characters, without the heading line) make no corpus pair.
@@ -55,7 +56,8 @@ class TrainingDataParams:
             (0 <= self.negatives_per_pair <= 50, "negatives_per_pair must be between 0 and 50"),
             (1 <= self.mining_depth <= 1000, "mining_depth must be between 1 and 1000"),
             (self.pool_sample >= 0, "pool_sample must be 0 or more"),
-            (self.corpus_per_document >= 0 and self.corpus_total >= 0, "corpus caps must be 0 or more"),
+            (min(self.corpus_per_document, self.corpus_per_query, self.corpus_total) >= 0,
+             "corpus caps must be 0 or more"),
             (self.corpus_weight > 0 and self.feedback_weight > 0, "weights must be positive"),
             (self.propensity_exponent >= 0 and self.propensity_clip >= 1, "propensity exponent >= 0, clip >= 1"),
             (self.session_minutes is None or self.session_minutes > 0, "session_minutes must be positive"),

@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import secrets
+import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,8 +179,12 @@ def training_data_build(
     folder = root / name
     partial = root / f".{name}.partial"
     (partial / "heldout").mkdir(parents=True)
-    sha256 = _write_train(partial / "train.jsonl", train_mined)
-    heldout_counts = _write_heldout(partial / "heldout", heldout_mined, distractors)
+    try:
+        sha256 = _write_train(partial / "train.jsonl", train_mined)
+        heldout_counts = _write_heldout(partial / "heldout", heldout_mined, distractors)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     summary = {
         "train_rows": len(train),
         "heldout": heldout_counts,

@@ -151,7 +151,7 @@ def use_judgements_collect(*, params: TrainingDataParams, excluded_documents: se
     signals: Counter = Counter()
     kept: list[tuple[str, JudgementSignal]] = []
     for signal in training_judgements(since=params.since, until=params.until):
-        signals[signal.kind if signal.value > 0 or signal.kind == "click" else "thumbs-down"] += 1
+        signals["click" if signal.kind == "click" else "thumbs-up" if signal.value > 0 else "thumbs-down"] += 1
         key = query_normalize(signal.query)
         if not key:
             dropped[DROP_EMPTY] += 1

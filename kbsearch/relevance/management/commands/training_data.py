@@ -35,6 +35,8 @@ class Command(BaseCommand):
                             help="extra chunks in the BM25 candidate pool (default 5000)")
         parser.add_argument("--corpus-per-document", type=int, default=3,
                             help="heading pairs per document (default 3; 0: no corpus pairs)")
+        parser.add_argument("--corpus-per-query", type=int, default=3,
+                            help="heading pairs sharing one heading text (default 3)")
         parser.add_argument("--corpus-total", type=int, default=20000, help="heading pairs in all (default 20000)")
         parser.add_argument("--heldout-distractors", type=int, default=1000,
                             help="other chunks in the held-out corpus (default 1000)")
@@ -61,6 +63,7 @@ class Command(BaseCommand):
                 mining_depth=options["mining_depth"],
                 pool_sample=options["pool_sample"],
                 corpus_per_document=options["corpus_per_document"],
+                corpus_per_query=options["corpus_per_query"],
                 corpus_total=options["corpus_total"],
                 heldout_distractors=options["heldout_distractors"],
                 exclude_sources=tuple(options["exclude_source"]),
