@@ -9,11 +9,14 @@ DEBUG off cookies are HTTPS-only, plain HTTP is redirected and HSTS is sent. Imp
 has no side effects: nothing is created on disk here (see ``kbsearch.sqlite`` for the database's
 folder).
 """
+import json
 import os
+import re
 import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("KBSEARCH_VAR_DIR", BASE_DIR / "var"))
@@ -235,6 +238,40 @@ KBSEARCH_HYBRID_ALPHA = float(os.environ.get("KBSEARCH_HYBRID_ALPHA", "0.5"))
 # What an admin synonym's expansion weighs in the BM25 leg against the query words it stands for
 # (kbsearch.text.synonyms); below 1 so an expansion never outweighs what was typed, 0 turns them off.
 KBSEARCH_SYNONYM_WEIGHT = min(max(float(os.environ.get("KBSEARCH_SYNONYM_WEIGHT", "0.5")), 0.0), 1.0)
+# --- Relevance: training data (kbsearch.relevance.training_data, docs/relevance.md) ------------------
+# Snapshots of training pairs (train.jsonl and a held-out set) are written in folders under here.
+KBSEARCH_TRAINING_DIR = Path(os.environ.get("KBSEARCH_TRAINING_DIR", VAR_DIR / "training"))
+# Searches by one user less than this many minutes apart form one session (its last click weighs more).
+KBSEARCH_TRAINING_SESSION_MINUTES = float(os.environ.get("KBSEARCH_TRAINING_SESSION_MINUTES", "30"))
+# Queries matching any of these regular expressions never become training data (they look like
+# personal data). The environment variable replaces the defaults with a JSON list of patterns.
+KBSEARCH_TRAINING_PII_PATTERNS_DEFAULT = [
+    r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+",  # e-mail addresses
+    r"(?<![\w+])\+\d[\d ().-]{6,}\d",  # phone numbers with an international prefix
+    r"(?<!\d)\d{9,}(?!\d)",  # 9 or more digits in a row: ID, account, card, bare phone numbers
+    r"(?<!\d)\d{3,4}(?:[ .-]\d{3,4}){2,4}(?!\d)",  # digits in groups: phone and card numbers
+    r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)",  # social-security-like numbers
+    r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b",  # IBANs
+]
+
+
+def _env_patterns(name: str, default: list[str]) -> list[str]:
+    """A JSON list of regular expressions; a malformed one stops start-up rather than filter nothing."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        patterns = json.loads(value)
+        if not isinstance(patterns, list) or not all(isinstance(item, str) for item in patterns):
+            raise ValueError("expected a JSON list of strings")
+        for pattern in patterns:
+            re.compile(pattern)
+    except (ValueError, re.error) as error:
+        raise ImproperlyConfigured(f"{name}: {error}") from None
+    return patterns
+
+
+KBSEARCH_TRAINING_PII_PATTERNS = _env_patterns("KBSEARCH_TRAINING_PII_PATTERNS", KBSEARCH_TRAINING_PII_PATTERNS_DEFAULT)
 # Start loading the model when the sign-in page is shown, so the first search does not wait for it.
 KBSEARCH_WARM_ENCODER = _env_bool("KBSEARCH_WARM_ENCODER", True)
 # Documents larger than this are refused with a clear error instead of exhausting memory.

@@ -1,5 +1,6 @@
 """Reads over the query log: a user's own searches, the admin reports (top and zero-result
-queries), the relevance dashboard's figures over time and the queries needing attention."""
+queries), the relevance dashboard's figures over time, the queries needing attention, and the
+judgements (clicks, thumbs up/down) and activity times training data is built from."""
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -283,3 +284,73 @@ def query_log_low_click_through_queries(
                           users=row["users"], last_searched_at=row["last"])
         for row in rows
     ]
+# --- Training signals (read by kbsearch.relevance.training_data) --------------------------------
+
+
+@dataclass(frozen=True)
+class JudgementSignal:
+    """One click or one thumbs up/down, with the time of the search it judged.
+
+    ``value``: 1 for a click or a thumbs-up, -1 for a thumbs-down. ``judged_at`` is when the click
+    happened or the vote was last changed; ``searched_at`` is the logged search's time (the
+    judgement's own time when it names no logged search).
+    """
+
+    kind: str  # "click" or "feedback"
+    id: int
+    user_id: int
+    document_id: int
+    query: str
+    query_log_id: int | None
+    rank: int | None
+    value: int
+    judged_at: datetime
+    searched_at: datetime
+
+
+def _window(queryset, field: str, since: datetime | None, until: datetime | None):
+    if since is not None:
+        queryset = queryset.filter(**{f"{field}__gte": since})
+    if until is not None:
+        queryset = queryset.filter(**{f"{field}__lt": until})
+    return queryset
+
+
+def training_judgements(*, since: datetime | None = None, until: datetime | None = None) -> list[JudgementSignal]:
+    """Every click and every thumbs up/down judged in [since, until), oldest first."""
+    signals = []
+    clicks = _window(Click.objects.all(), "created_at", since, until).order_by("created_at", "id")
+    for row in clicks.values_list(
+        "id", "user_id", "document_id", "query", "query_log_id", "rank", "created_at", "query_log__created_at"
+    ).iterator(chunk_size=2000):
+        click_id, user_id, document_id, query, log_id, rank, created_at, searched_at = row
+        signals.append(JudgementSignal(
+            "click", click_id, user_id, document_id, query, log_id, rank, 1, created_at, searched_at or created_at
+        ))
+    votes = _window(Feedback.objects.all(), "updated_at", since, until).order_by("updated_at", "id")
+    for row in votes.values_list(
+        "id", "user_id", "document_id", "query", "query_log_id", "rank", "value", "updated_at", "query_log__created_at"
+    ).iterator(chunk_size=2000):
+        vote_id, user_id, document_id, query, log_id, rank, value, updated_at, searched_at = row
+        signals.append(JudgementSignal(
+            "feedback", vote_id, user_id, document_id, query, log_id, rank, value, updated_at, searched_at or updated_at
+        ))
+    signals.sort(key=lambda signal: (signal.judged_at, signal.kind, signal.id))
+    return signals
+
+
+def user_activity_times(
+    *, user_ids: set[int], since: datetime | None = None, until: datetime | None = None
+) -> dict[int, list[datetime]]:
+    """Per user, the times of their searches and clicks in the window, sorted: what sessions and the
+    time spent on an opened result (until the next search or click) are estimated from."""
+    times: dict[int, list[datetime]] = {user_id: [] for user_id in user_ids}
+    if not user_ids:
+        return times
+    for model in (QueryLog, Click):
+        rows = _window(model.objects.filter(user_id__in=user_ids), "created_at", since, until)
+        for user_id, created_at in rows.values_list("user_id", "created_at").iterator(chunk_size=5000):
+            times[user_id].append(created_at)
+    for moments in times.values():
+        moments.sort()
+    return times

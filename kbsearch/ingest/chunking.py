@@ -221,6 +221,28 @@ def _context_line(
     return ""
 
 
+def context_line_split(text: str, *, title: str, heading_path: list[str]) -> tuple[str, str]:
+    """A stored chunk's text as (context line, body); ("", text) when it does not start with one.
+
+    The inverse of what `chunk_blocks` writes: the first line is the context line when it is one
+    of the forms `_context_line` chooses for this title and heading path (whole, shortened to the
+    inner headings, or the last heading cut short with "…"). A chunk of only a context line (a
+    heading without body) gives an empty body.
+    """
+    first, newline, rest = text.partition("\n")
+    title = " ".join(title.split())
+    path = list(heading_path)
+    title_is_first_heading = bool(path) and path[0].casefold() == title.casefold()
+    full = [title] + path if title and not title_is_first_heading else path
+    forms = {CONTEXT_SEPARATOR.join(parts) for parts in (full, path, path[-2:], path[-1:]) if parts}
+    last = (path or [title])[-1] if (path or title) else ""
+    # "..." is what NFKC makes of "…"; a cut with no room for the marker leaves a bare prefix.
+    stem = first.removesuffix("…").removesuffix("...")
+    if first and (first in forms or (stem and last.startswith(stem))):
+        return first, rest if newline else ""
+    return "", text
+
+
 # --- packing ----------------------------------------------------------------------------------
 
 
