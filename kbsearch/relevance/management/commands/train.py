@@ -3,8 +3,8 @@
   train [--snapshot ID] [budget and training options] [--foreground]
   train --cancel RUN
 
-Without ``--snapshot`` a new snapshot is built first when this installation has the training-data
-builder (``training_data_build``); otherwise ``--snapshot`` is required. The run is queued on the
+Without ``--snapshot`` a new snapshot is built first (``training_data_build`` with its default
+parameters; ``manage.py training_data`` builds one with options). The run is queued on the
 Celery ``train`` queue (run inline without a broker); ``--foreground`` runs it here and prints the
 step and loss as it goes. The result is a model version (``manage.py model list``), evaluated by the
 gate unless ``--no-evaluate``.
@@ -12,11 +12,11 @@ gate unless ``--no-evaluate``.
 Exit codes, for scripts: 0 done (or queued), 1 failed or bad input, 3 the gate refused the model,
 5 another training run is queued or running.
 """
-import importlib
 
 from django.core.management.base import BaseCommand, CommandError
 
 from kbsearch.relevance.models import TrainingDataSnapshot, TrainingRun
+from kbsearch.relevance.training_data.services import training_data_build
 from kbsearch.relevance.training_runs import (
     TrainingBusy,
     training_run_cancel,
@@ -26,8 +26,6 @@ from kbsearch.relevance.training_runs import (
 
 EXIT_REFUSED = 3
 EXIT_BUSY = 5
-# Where the training-data builder lives when installed (kbsearch.relevance grows it separately).
-_BUILDER_MODULES = ("kbsearch.relevance.services", "kbsearch.relevance.training_data")
 
 
 class Command(BaseCommand):
@@ -91,10 +89,7 @@ class Command(BaseCommand):
             if snapshot is None:
                 raise CommandError(f"no training-data snapshot #{snapshot_id}")
             return snapshot
-        build = _builder()
-        if build is None:
-            raise CommandError("this installation cannot build training data here: give --snapshot ID")
-        snapshot = build()
+        snapshot = _builder()()
         self.stdout.write(f"built training-data snapshot #{snapshot.pk}")
         return snapshot
 
@@ -158,15 +153,5 @@ def _gate_options(options: dict) -> dict:
 
 
 def _builder():
-    """The training-data builder, where this installation has one."""
-    for module_name in _BUILDER_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue
-        build = getattr(module, "training_data_build", None)
-        if build is not None:
-            return build
-    return None
+    """The training-data builder (a seam, so tests can hand in a prepared snapshot)."""
+    return training_data_build
