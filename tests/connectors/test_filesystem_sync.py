@@ -214,7 +214,7 @@ def test_stale_index_access_can_hide_but_never_show_or_count(tree, users, encode
     response = search_run(user=users["alice"], query="salary bands", mode="bm25", limit=10, encoder=encoder)
     assert salary.pk not in {r.document.pk for r in response.results}
     assert response.total == 0
-    assert response.facets == {"source": {}, "language": {}}
+    assert response.facets == {"source": {}, "language": {}, "place": {}}
 
 
 def test_an_index_entry_naming_another_document_never_shows_the_chunks_own_document(

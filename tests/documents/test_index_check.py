@@ -10,8 +10,8 @@ from connectors.services import source_create, source_sync
 from kbsearch.documents.consistency import index_check
 from kbsearch.documents.models import Chunk, Document, DocumentAccess, PendingIndexChange
 from kbsearch.documents.tasks import index_check_task
-from kbsearch.index.base import IndexedDocument
 from kbsearch.ops.metrics import INDEX_DRIFT
+from tests.documents.index_state import database_state
 
 pytestmark = pytest.mark.django_db
 
@@ -34,19 +34,6 @@ def docs(tmp_path, index_backend):
     source = source_create(key="share", name="Share", connector="filesystem", config={"root": str(root)})
     assert not source_sync(source=source).errors
     return {document.external_id[0]: document for document in Document.objects.all()}
-
-
-def database_state() -> dict[int, IndexedDocument]:
-    access: dict[int, set[str]] = {}
-    for document_id, principal in DocumentAccess.objects.values_list("document_id", "principal"):
-        access.setdefault(document_id, set()).add(principal)
-    chunks: dict[int, set[int]] = {}
-    for chunk_id, document_id in Chunk.objects.values_list("pk", "document_id"):
-        chunks.setdefault(document_id, set()).add(chunk_id)
-    places = {d: f"share:{key}" if key else "" for d, key in Document.objects.values_list("pk", "place_key")}
-    return {
-        d: IndexedDocument(frozenset(c), frozenset(access.get(d, ())), frozenset({places[d]})) for d, c in chunks.items()
-    }
 
 
 def drift(docs, index_backend) -> dict[str, int]:

@@ -10,9 +10,10 @@ from django.core.management import call_command
 from connectors.services import source_create, source_sync
 from kbsearch.documents.indexing import index_chunks_for, index_rebuild
 from kbsearch.documents.models import Chunk, Document, DocumentAccess
-from kbsearch.index.base import IndexedDocument, SearchFilters, SearchQuery
+from kbsearch.index.base import SearchFilters, SearchQuery
 from kbsearch.index.embedded import EmbeddedIndexBackend
 from kbsearch.text.analysis import query_terms
+from tests.documents.index_state import database_state
 
 pytestmark = pytest.mark.django_db
 
@@ -54,20 +55,6 @@ def all_hits(index, encoder):
             ))
             results[query, principals] = ([hit.chunk_id for hit in hits], [hit.score for hit in hits])
     return results
-
-
-def database_state() -> dict[int, IndexedDocument]:
-    """What the index must hold: every document with chunks, with its access list."""
-    access: dict[int, set[str]] = {}
-    for document_id, principal in DocumentAccess.objects.values_list("document_id", "principal"):
-        access.setdefault(document_id, set()).add(principal)
-    chunks: dict[int, set[int]] = {}
-    for chunk_id, document_id in Chunk.objects.values_list("pk", "document_id"):
-        chunks.setdefault(document_id, set()).add(chunk_id)
-    return {
-        document_id: IndexedDocument(frozenset(chunk_ids), frozenset(access.get(document_id, ())))
-        for document_id, chunk_ids in chunks.items()
-    }
 
 
 def test_reindex_switches_a_running_process_with_identical_results(synced, index_backend, tiny_encoder, settings):
