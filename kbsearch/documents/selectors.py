@@ -9,10 +9,12 @@ do not reveal that a hidden document exists.
 """
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.http import Http404
 
 from access.resolvers import principals_for
+from embeddings.loading import loaded_precisions
 from kbsearch.documents.ids import is_storable_id
 from kbsearch.documents.models import Document, DocumentAccess, ReembedRun, Source
 from kbsearch.index.base import BaseIndexBackend, GenerationInfo
@@ -79,6 +81,10 @@ def source_visible_list(*, user) -> QuerySet[Source]:
 class IndexStatus:
     generations: list[GenerationInfo]
     runs: list[ReembedRun]  # queued and running ones, then the latest finished ones
+    # KBSEARCH_EMBED_PRECISION, and what each encoder loaded in this process chose and why
+    # ("<model> (<precision>)" -> PrecisionChoice); a new generation gets the configured model's.
+    precision_setting: str = "auto"
+    precisions: dict | None = None
 
     @property
     def serving(self) -> GenerationInfo | None:
@@ -90,4 +96,7 @@ def index_status(*, index: BaseIndexBackend | None = None) -> IndexStatus:
     index = index or get_index_backend()
     active = list(ReembedRun.objects.filter(status__in=ReembedRun.ACTIVE))
     recent = list(ReembedRun.objects.exclude(status__in=ReembedRun.ACTIVE)[:_RECENT_RUNS])
-    return IndexStatus(generations=index.generations(), runs=active + recent)
+    return IndexStatus(
+        generations=index.generations(), runs=active + recent,
+        precision_setting=settings.KBSEARCH_EMBED_PRECISION, precisions=loaded_precisions(),
+    )
