@@ -103,10 +103,14 @@ logconfig_dict = {
 def when_ready(server) -> None:
     """In the master, after the application is loaded and before any worker forks."""
     if preload_app and _env_bool("KBSEARCH_WEB_PRELOAD_MODEL", True):
+        from kbsearch.index.registry import reset_index_backend
         from kbsearch.ops.warmup import encoder_warmup
 
         server.log.info("loading the embedding model before forking the workers")
         encoder_warmup.load_now()
+        # The load read the serving generation through the index backend: its SQLite connections
+        # must not cross the fork (each worker opens its own).
+        reset_index_backend()
 
 
 def _torch_threads_per_worker() -> int:

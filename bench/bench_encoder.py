@@ -13,7 +13,8 @@ call so a busy machine slows every path alike:
     oneDNN), its query cache off; and one row of cache hits (the same query again);
   * with ``--runtimes``, the same model exported to ONNX Runtime and/or OpenVINO (not dependencies of
     kbsearch: measured when importable), with their cosine to float32.
-Prints a Markdown table: p50 and p95 in milliseconds per length, the threads, and the load average.
+Prints a Markdown table: p50 and p95 wall milliseconds per length with the p50 CPU milliseconds (all
+threads of the process: steadier than wall time on a shared machine), the threads, the load average.
 
 Passages:  .venv/bin/python bench/bench_encoder.py [--model SPEC] [--chunks 128] [--tokens 256]
         [--min-tokens N] [--batch-sizes 8,16,32] [--plain] [--threads 1,2] [--bf16]
@@ -115,6 +116,7 @@ def measure_queries(args: argparse.Namespace) -> None:
         for path_ in paths:
             path_.set_threads(threads)
         timings = {(path_.label, length): [] for path_ in paths for length in lengths}
+        cpu = {(path_.label, length): [] for path_ in paths for length in lengths}
         cosines = {path_.label: 1.0 for path_ in paths}
         for length in lengths:
             for path_ in paths:  # warm-up: first calls build oneDNN kernels and thread pools
@@ -124,24 +126,27 @@ def measure_queries(args: argparse.Namespace) -> None:
             for call, text in enumerate(queries[length]):
                 expected = reference.encode(text)
                 for path_ in paths[call % len(paths):] + paths[: call % len(paths)]:
-                    started = time.perf_counter()
+                    started, cpu_started = time.perf_counter(), time.process_time()
                     vector = path_.encode(text)
                     timings[(path_.label, length)].append((time.perf_counter() - started) * 1000)
+                    cpu[(path_.label, length)].append((time.process_time() - cpu_started) * 1000)
                     cosines[path_.label] = min(cosines[path_.label], float(vector @ expected))
         for path_ in paths:
             row = {"path": path_.label, "threads": threads, "cosine": cosines[path_.label]}
             for length in lengths:
                 values = sorted(timings[(path_.label, length)])
-                row[length] = (statistics.median(values), values[min(len(values) - 1, round(0.95 * (len(values) - 1)))])
+                row[length] = (statistics.median(values), values[min(len(values) - 1, round(0.95 * (len(values) - 1)))],
+                               statistics.median(cpu[(path_.label, length)]))
             rows.append(row)
     cpu = _cpu_name()
     print(f"{cpu}, {os.cpu_count()} cores; torch {torch.__version__}; {args.calls} calls per length and path; "
           f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after\n")
-    header = " | ".join(f"{length} tokens p50 / p95 ms" for length in lengths)
+    # CPU time (all threads of this process) is steadier than wall time on a shared machine.
+    header = " | ".join(f"{length} tokens: p50 / p95 ms (CPU p50)" for length in lengths)
     print(f"| path | threads | {header} | min cosine to float32 |")
     print("|---|---|" + "---|" * len(lengths) + "---|")
     for row in rows:
-        cells = " | ".join(f"{row[length][0]:.1f} / {row[length][1]:.1f}" for length in lengths)
+        cells = " | ".join(f"{row[length][0]:.1f} / {row[length][1]:.1f} ({row[length][2]:.1f})" for length in lengths)
         print(f"| {row['path']} | {row['threads']} | {cells} | {row['cosine']:.6f} |")
 
 
