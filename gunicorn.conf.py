@@ -9,10 +9,15 @@ Every value comes from the environment, with defaults measured on a 2-core machi
 - ``KBSEARCH_WEB_TIMEOUT`` (60 s: a worker silent this long is killed), ``KBSEARCH_WEB_GRACEFUL_TIMEOUT``
   (30 s: on SIGTERM a worker stops accepting, finishes its requests within this, then exits; keep
   Kubernetes' terminationGracePeriodSeconds above it), ``KBSEARCH_WEB_KEEPALIVE`` (5 s).
-- ``KBSEARCH_WEB_PRELOAD`` (on): the application and the embedding model are loaded once in the
-  master before the workers fork, so the model's weights (about 450 MB) are shared copy-on-write
-  instead of loaded per worker; no inference runs in the master, so no thread pool is forked. Off:
-  each worker loads its own copy in the background after it starts, and ``/readyz`` stays 503 until then.
+- ``KBSEARCH_WEB_TORCH_THREADS`` (the usable CPUs divided by the workers, at least 1): PyTorch
+  threads per worker for encoding queries. Workers encode at the same time, so more would only
+  oversubscribe the cores; on a busy machine a two-thread forward waits for both threads at each of
+  its ~200 operations, and measured up to ten times slower than one thread (docs/benchmarks.md).
+- ``KBSEARCH_WEB_PRELOAD`` (on): the application and the serving generation's embedding model are
+  loaded once in the master before the workers fork, so the model's weights (about 450 MB) are
+  shared copy-on-write instead of loaded per worker; the master runs PyTorch single-threaded (the
+  precision probe and one warm-up query), so no OpenMP pool is forked. Off: each worker loads its
+  own copy in the background after it starts, and ``/readyz`` stays 503 until then.
 
 Prometheus: each worker writes its samples under ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary
 folder unless set; it is emptied at start, since samples of a previous run would be added in), and a
@@ -98,10 +103,18 @@ logconfig_dict = {
 def when_ready(server) -> None:
     """In the master, after the application is loaded and before any worker forks."""
     if preload_app and _env_bool("KBSEARCH_WEB_PRELOAD_MODEL", True):
+        from kbsearch.index.registry import reset_index_backend
         from kbsearch.ops.warmup import encoder_warmup
 
         server.log.info("loading the embedding model before forking the workers")
         encoder_warmup.load_now()
+        # The load read the serving generation through the index backend: its SQLite connections
+        # must not cross the fork (each worker opens its own).
+        reset_index_backend()
+
+
+def _torch_threads_per_worker() -> int:
+    return _env_int("KBSEARCH_WEB_TORCH_THREADS", max(1, len(os.sched_getaffinity(0)) // workers))
 
 
 def post_fork(server, worker) -> None:
@@ -109,6 +122,9 @@ def post_fork(server, worker) -> None:
     from django.db import connections
 
     connections.close_all()
+    from embeddings.encoder import configure_torch_threads
+
+    configure_torch_threads(_torch_threads_per_worker())
 
 
 def post_worker_init(worker) -> None:

@@ -9,14 +9,21 @@ names a running server. This script sends the demo README's queries in all four 
 five demo users, from 1, 2, 4 and 8 concurrent clients, and reports what a client sees
 (end-to-end latency) and what the server measured (``took_ms``: query encoding, both index legs,
 fusion and the database reads; no HTTP, serialization or logging), with the machine's load
-average before each level (the machine may be shared) and the server's memory (PSS of all its
-processes, so pages shared copy-on-write between gunicorn workers count once).
+average before each level (the machine may be shared), the CPU time the server's processes spent
+per search (what bounds throughput on an idle machine: cores / CPU per search, whatever the load
+was) and the server's memory (PSS of all its processes, so pages shared copy-on-write between
+gunicorn workers count once).
+
+``gunicorn-nocache`` is gunicorn with the query vector cache off (``KBSEARCH_QUERY_CACHE_SIZE=0``):
+the 16 queries repeat, so with the cache on only the first of each is encoded. ``--before-tree``
+runs the ``runserver`` rows from another checkout (the code before a change, e.g. from ``git
+worktree add``), against the same database and index.
 
 Needs the demo data (``manage.py migrate && manage.py demo_setup``) and the real model. Every
 loop is bounded by a request count and a deadline, and only 127.0.0.1 is contacted.
 
-    .venv/bin/python bench/bench_api.py [--requests 200] [--concurrency 1,2,4,8] [--servers runserver,gunicorn]
-        [--url http://127.0.0.1:8123]
+    .venv/bin/python bench/bench_api.py [--requests 200] [--concurrency 1,4,8]
+        [--servers runserver,gunicorn,gunicorn-nocache] [--before-tree DIR] [--url http://127.0.0.1:8123]
 """
 import argparse
 import http.client
@@ -86,26 +93,30 @@ def tokens() -> dict[str, str]:
     return found
 
 
-def server_command(kind: str, port: int) -> tuple[list[str], dict[str, str]]:
-    """The command and environment of a server of ``kind`` on loopback ``port``."""
-    # Both: no rate limit (one user sends hundreds of searches) and only warnings logged.
+def server_command(kind: str, port: int, root: Path = ROOT) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of a server of ``kind`` on loopback ``port``, from the code in ``root``."""
+    # All: no rate limit (one user sends hundreds of searches) and only warnings logged; the
+    # database and index of this checkout (a --before-tree server reads the same ones).
     env = {**os.environ, "KBSEARCH_RATE_SEARCH": "", "KBSEARCH_LOG_LEVEL": "WARNING"}
+    env.setdefault("KBSEARCH_VAR_DIR", str(ROOT / "var"))
     if kind == "runserver":
         # The development server `make serve` runs: DEBUG on (plain HTTP on loopback, a per-process key).
         env["KBSEARCH_DEBUG"] = "1"
-        return [sys.executable, str(ROOT / "manage.py"), "runserver", "--noreload", f"127.0.0.1:{port}"], env
-    if kind == "gunicorn":
+        return [sys.executable, str(root / "manage.py"), "runserver", "--noreload", f"127.0.0.1:{port}"], env
+    if kind in ("gunicorn", "gunicorn-nocache"):
         # Production settings: DEBUG off, a secret, HTTPS as a TLS-terminating proxy reports it.
         env.pop("KBSEARCH_DEBUG", None)
         env.update(KBSEARCH_SECRET_KEY=secrets.token_urlsafe(50), KBSEARCH_PROXY_SSL_HEADER="X-Forwarded-Proto")
-        command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}"]
+        if kind == "gunicorn-nocache":
+            env["KBSEARCH_QUERY_CACHE_SIZE"] = "0"
+        command = [sys.executable, "-m", "gunicorn", "-c", str(root / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}"]
         return command, env
-    raise SystemExit(f"unknown server {kind!r}: runserver or gunicorn")
+    raise SystemExit(f"unknown server {kind!r}: runserver, gunicorn or gunicorn-nocache")
 
 
-def start_server(kind: str, port: int) -> subprocess.Popen:
-    command, env = server_command(kind, port)
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_server(kind: str, port: int, root: Path = ROOT) -> subprocess.Popen:
+    command, env = server_command(kind, port, root)
+    server = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -142,6 +153,29 @@ def _children(pid: int) -> list[int]:
         return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
+
+
+def _descendants(pid: int) -> list[int]:
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        pending.extend(_children(current))
+    return found
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User and system CPU time of a process and its live descendants (gunicorn's workers)."""
+    if pid is None:
+        return 0.0
+    ticks = 0
+    for current in _descendants(pid):
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def memory_pss_mb(pid: int) -> float:
@@ -194,7 +228,7 @@ class Client:
         return elapsed, json.loads(body)["took_ms"]
 
 
-def run_level(url: str, keys: dict[str, str], concurrency: int, requests: int) -> dict:
+def run_level(url: str, keys: dict[str, str], concurrency: int, requests: int, server_pid: int | None) -> dict:
     client_ms: list[float] = []
     server_ms: list[float] = []
     lock = threading.Lock()
@@ -212,6 +246,7 @@ def run_level(url: str, keys: dict[str, str], concurrency: int, requests: int) -
                 server_ms.append(took)
 
     load_before = os.getloadavg()[0]
+    server_cpu_before = cpu_seconds(server_pid)
     started = time.perf_counter()
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
     for thread in threads:
@@ -219,7 +254,9 @@ def run_level(url: str, keys: dict[str, str], concurrency: int, requests: int) -
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
+    server_cpu = cpu_seconds(server_pid) - server_cpu_before
     return {
+        "server_cpu_ms": server_cpu * 1000 / max(1, len(client_ms)) if server_pid else None,
         "concurrency": concurrency,
         "requests": len(client_ms),
         "throughput": len(client_ms) / wall,
@@ -231,19 +268,22 @@ def run_level(url: str, keys: dict[str, str], concurrency: int, requests: int) -
     }
 
 
-def measure(url: str, keys: dict[str, str], levels: list[int], requests: int, warmup: int) -> list[dict]:
+def measure(url: str, keys: dict[str, str], levels: list[int], requests: int, warmup: int,
+            server_pid: int | None = None) -> list[dict]:
     warm = Client(url, keys["alice"])
     for n in range(warmup):  # fills caches (and loads the model in runserver) before measuring
         warm.search(QUERIES[n % len(QUERIES)])
-    return [run_level(url, keys, concurrency, requests) for concurrency in levels]
+    return [run_level(url, keys, concurrency, requests, server_pid) for concurrency in levels]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running server (loopback) to measure instead of starting them")
-    parser.add_argument("--servers", default="runserver,gunicorn", help="servers to start and measure, in order")
+    parser.add_argument("--servers", default="runserver,gunicorn,gunicorn-nocache",
+                        help="servers to start and measure, in order")
+    parser.add_argument("--before-tree", type=Path, help="run the runserver rows from this checkout")
     parser.add_argument("--requests", type=int, default=200, help="requests per concurrency level")
-    parser.add_argument("--concurrency", default="1,2,4,8")
+    parser.add_argument("--concurrency", default="1,4,8")
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
     keys = tokens()
@@ -254,30 +294,41 @@ def main() -> None:
             results.append((args.url, row, None))
     for kind in ([] if args.url else args.servers.split(",")):
         port = free_port()
-        server = start_server(kind, port)
+        root = args.before_tree.resolve() if args.before_tree and kind == "runserver" else ROOT
+        server = start_server(kind, port, root)
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url)
-            rows = measure(url, keys, levels, args.requests, args.warmup)
+            rows = measure(url, keys, levels, args.requests, args.warmup, server.pid)
             memory = memory_pss_mb(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=60)
-        results.extend((kind, row, memory) for row in rows)
+        label = f"{kind} ({_commit(root)})" if args.before_tree else kind
+        results.extend((label, row, memory) for row in rows)
     workers = os.environ.get("KBSEARCH_WEB_WORKERS", "2 (default)")
     threads = os.environ.get("KBSEARCH_WEB_THREADS", "4 (default)")
     print(
         f"{len(QUERIES)} queries x {len(USERS)} users, {args.requests} requests per level, {os.cpu_count()} cores; "
         f"gunicorn: {workers} workers x {threads} threads, preload {os.environ.get('KBSEARCH_WEB_PRELOAD', 'on (default)')}\n"
     )
-    print("| server | clients | requests | req/s | p50 ms | p95 ms | server p50 ms | server p95 ms | load 1 min before | memory (PSS) MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(f"web torch threads per worker: {os.environ.get('KBSEARCH_WEB_TORCH_THREADS', 'cores / workers (default)')}\n")
+    print("| server | clients | requests | req/s | p50 ms | p95 ms | server p50 ms | server p95 ms | "
+          "server CPU ms per search | load 1 min before | memory (PSS) MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for kind, row, memory in results:
+        cpu = "" if row["server_cpu_ms"] is None else f"{row['server_cpu_ms']:.1f}"
         print(
             f"| {kind} | {row['concurrency']} | {row['requests']} | {row['throughput']:.1f} | {row['p50']:.1f} | "
-            f"{row['p95']:.1f} | {row['server_p50']:.1f} | {row['server_p95']:.1f} | {row['load_before']:.2f} | "
+            f"{row['p95']:.1f} | {row['server_p50']:.1f} | {row['server_p95']:.1f} | {cpu} | {row['load_before']:.2f} | "
             f"{'' if memory is None else f'{memory:.0f}'} |"
         )
+
+
+def _commit(root: Path) -> str:
+    """The checkout's commit, or its folder's name (an exported tree, e.g. ``before-cc942c7``)."""
+    result = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return result.stdout.strip() if result.returncode == 0 else root.name
 
 
 if __name__ == "__main__":

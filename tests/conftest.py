@@ -51,8 +51,12 @@ def tiny_encoder(tiny_model_dir) -> Encoder:
 
 @pytest.fixture(autouse=True)
 def _tiny_model_by_default(settings, tiny_model_dir):
-    """No test loads the real model unless it asks for it (tests/embeddings does, on purpose)."""
+    """No test loads the real model unless it asks for it (tests/embeddings does, on purpose).
+
+    float32 unless a test asks for another precision: ``auto`` would give bfloat16 on some CPUs and
+    float32 on others, and the tests must not depend on the machine running them."""
     settings.KBSEARCH_EMBEDDING_MODEL = str(tiny_model_dir)
+    settings.KBSEARCH_EMBED_PRECISION = "float32"
 
 
 @pytest.fixture

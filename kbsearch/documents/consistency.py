@@ -139,12 +139,16 @@ def _metadata_problems(index: BaseIndexBackend, configured) -> list[str]:
     wanted = getattr(configured, "index_metadata", None)
     differences = serving.mismatches(wanted) if wanted is not None else []
     if differences:
-        # Searches and writes still work (they follow the serving generation's model); the
-        # operator decides whether to re-embed with the configured model or change the setting.
+        # Searches and writes still work (they follow the serving generation's model and
+        # precision); the operator decides whether to re-embed with the configured model or change
+        # the setting.
+        keep = f"configure {serving.model_id}"
+        if serving.precision != wanted.precision:
+            keep += f" with KBSEARCH_EMBED_PRECISION={serving.precision}"
         problems.append(
             f"the serving generation was built with other settings than the configured model "
             f"(serving != configured: {'; '.join(differences)}): re-embed (manage.py index reembed "
-            f"--model {wanted.model_id}) or configure {serving.model_id}"
+            f"--model {wanted.model_id}) or {keep}"
         )
     return problems
 

@@ -10,10 +10,12 @@ do not reveal that a hidden document exists.
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from access.resolvers import principals_for
+from embeddings.loading import loaded_precisions
 from kbsearch.documents.ids import is_storable_id
 from kbsearch.documents.models import Document, DocumentAccess, ReembedRun, Source
 from kbsearch.documents.places import place_split, place_value
@@ -103,6 +105,10 @@ def place_visible_values(*, user, values: Iterable[str]) -> set[str]:
 class IndexStatus:
     generations: list[GenerationInfo]
     runs: list[ReembedRun]  # queued and running ones, then the latest finished ones
+    # KBSEARCH_EMBED_PRECISION, and what each encoder loaded in this process chose and why
+    # ("<model> (<precision>)" -> PrecisionChoice); a new generation gets the configured model's.
+    precision_setting: str = "auto"
+    precisions: dict | None = None
 
     @property
     def serving(self) -> GenerationInfo | None:
@@ -114,4 +120,7 @@ def index_status(*, index: BaseIndexBackend | None = None) -> IndexStatus:
     index = index or get_index_backend()
     active = list(ReembedRun.objects.filter(status__in=ReembedRun.ACTIVE))
     recent = list(ReembedRun.objects.exclude(status__in=ReembedRun.ACTIVE)[:_RECENT_RUNS])
-    return IndexStatus(generations=index.generations(), runs=active + recent)
+    return IndexStatus(
+        generations=index.generations(), runs=active + recent,
+        precision_setting=settings.KBSEARCH_EMBED_PRECISION, precisions=loaded_precisions(),
+    )

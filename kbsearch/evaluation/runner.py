@@ -61,8 +61,11 @@ class Evaluator:
         self.beir = beir
         self.encoder = encoder
         metadata = encoder.index_metadata
-        # The weights' fingerprint too: a fine-tuned model at the same path must not reuse vectors.
+        # The weights' fingerprint too: a fine-tuned model at the same path must not reuse vectors;
+        # and the precision: bfloat16 vectors are not float32 ones.
         model_key = f"{metadata.model_id}:{metadata.model_version}:{metadata.dimension}"
+        if metadata.precision != "float32":  # float32 keys as before: cached vectors stay valid
+            model_key += f":{metadata.precision}"
         self.cache = EmbeddingCache(work_dir / "embeddings.sqlite3", model_key)
         fingerprint = hashlib.sha1(
             json.dumps(

@@ -16,9 +16,9 @@ as collections behind an alias.
 
 Contract v2 (issue 9; ``tests/index/contract`` is the suite every backend passes):
 - Every generation records ``IndexMetadata`` (embedding model id and version, dimension, analyzer
-  version). ``ensure_index(metadata=...)`` creates the first generation or checks the serving one
-  against it, and every write checks it too: a mismatch raises ``IndexMismatch`` instead of mixing
-  vectors of two models or terms of two analyzers.
+  version, precision of the vectors). ``ensure_index(metadata=...)`` creates the first generation
+  or checks the serving one against it, and every write checks it too: a mismatch raises
+  ``IndexMismatch`` instead of mixing vectors of two models (or precisions) or terms of two analyzers.
 - Searches are ``SearchQuery`` objects (terms, vector, filters, alpha, limit, lexical languages)
   answered by ``search``; ``capabilities`` says what a backend does natively.
 - Writes return ``BatchResult``s that name each failed item; ``update_access_many`` replaces many
@@ -109,22 +109,26 @@ class IndexGeneration:
 
 @dataclass(frozen=True)
 class IndexMetadata:
-    """What built a generation: vectors of one model, terms of one analyzer.
+    """What built a generation: vectors of one model at one precision, terms of one analyzer.
 
     ``model_version`` identifies the weights (a hash or a fine-tuned version label), so two
-    generations of the same model id with different weights are told apart.
+    generations of the same model id with different weights are told apart. ``precision`` is the
+    arithmetic the vectors were computed in (``float32`` or ``bfloat16``): queries are encoded in
+    the serving generation's precision, so query and passage vectors always come from the same
+    one. A generation recorded before precision was recorded was built in float32.
     """
 
     model_id: str
     model_version: str
     dimension: int
     analyzer_version: int
+    precision: str = "float32"
 
     def mismatches(self, other: "IndexMetadata") -> list[str]:
         """The fields that differ, as readable phrases (empty when compatible)."""
         return [
             f"{name} {getattr(self, name)!r} != {getattr(other, name)!r}"
-            for name in ("model_id", "model_version", "dimension", "analyzer_version")
+            for name in ("model_id", "model_version", "dimension", "analyzer_version", "precision")
             if getattr(self, name) != getattr(other, name)
         ]
 

@@ -4,17 +4,30 @@ Loading the model takes 7-13 s; a search that arrived first would pay for it. gu
 starts the load as each worker starts (or once in the master before the fork, with preload), and
 ``/readyz`` answers 503 until it is done, so a load balancer sends no search to a cold worker. A
 failed load is reported by ``/readyz`` with its reason and tried again on the next probe.
+
+The model loaded is the serving generation's (``encoder_for``: its model and precision), the one
+searches encode with, and one query goes through it, so the first search finds oneDNN's kernels
+built. In gunicorn's master that runs on one thread (``torch_single_threaded``): workers forked
+after a multi-threaded OpenMP region would hang at their first search.
 """
 import logging
 import threading
 
 logger = logging.getLogger(__name__)
 
+_WARM_UP_QUERY = "warm-up query"
+
 
 def _load_encoder() -> None:
-    from embeddings.loading import get_encoder
+    from embeddings.loading import encoder_for
+    from kbsearch.index.registry import get_index_backend
 
-    get_encoder()
+    try:
+        metadata = get_index_backend().serving_metadata()
+    except Exception:  # an index that does not answer yet: /readyz reports it; load the configured model
+        logger.warning("could not read the serving generation; loading the configured model", exc_info=True)
+        metadata = None
+    encoder_for(metadata).encode_queries([_WARM_UP_QUERY])
 
 
 class EncoderWarmup:
@@ -37,8 +50,12 @@ class EncoderWarmup:
             return True
 
     def load_now(self) -> None:
-        """Load in this thread (gunicorn's master before the fork: the workers then share the weights)."""
-        self._run()
+        """Load in this thread, single-threaded (gunicorn's master before the fork: the workers then
+        share the weights)."""
+        from embeddings.encoder import torch_single_threaded
+
+        with torch_single_threaded():
+            self._run()
 
     def _run(self) -> None:
         try:

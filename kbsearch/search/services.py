@@ -83,7 +83,11 @@ def search_run(
         alpha=settings.KBSEARCH_HYBRID_ALPHA if alpha is None else alpha, limit=limit, offset=offset,
     )
     with search_leg("recheck"):
-        chunks = Chunk.objects.select_related("document__source").in_bulk([hit.chunk_id for hit in page.hits])
+        # Not the documents' bodies (up to KBSEARCH_MAX_DOCUMENT_BYTES each): a result shows its chunk.
+        chunks = (
+            Chunk.objects.select_related("document__source").defer("document__body")
+            .in_bulk([hit.chunk_id for hit in page.hits])
+        )
         # The index already filtered; re-checking the database's access rows for the whole pool (the
         # page, the counts and the facets) means an index that missed an access change can only hide
         # a document, never show or count one.

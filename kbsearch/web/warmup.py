@@ -17,9 +17,10 @@ _lock = threading.Lock()
 
 def _load() -> None:
     try:
-        from embeddings.loading import get_encoder
+        from embeddings.loading import encoder_for
+        from kbsearch.index.registry import get_index_backend
 
-        get_encoder()
+        encoder_for(get_index_backend().serving_metadata())  # the model searches will encode with
     except Exception:  # the search that needs it will report the real error
         logger.exception("preloading the embedding model failed")
 

@@ -77,3 +77,21 @@ def test_viewers_see_the_page_but_cannot_act(client, synced, index_backend):
     other = get_user_model().objects.create_user("nobody", password="pw-nobody-123", is_staff=True)
     client.force_login(other)
     assert client.get(PAGE).status_code == 403
+
+
+def test_the_page_shows_each_generations_precision_and_this_processs_choice(admin_client, synced, settings,
+                                                                            monkeypatch):
+    from embeddings import precision
+    from embeddings.loading import get_encoder
+
+    page = admin_client.get(PAGE).content.decode()
+    assert "<th>Precision</th>" in page and "<td>float32</td>" in page
+    assert "Embedding precision setting: <code>float32</code>" in page
+    assert "set explicitly" in page  # the sync loaded the configured encoder in this process
+    clear_encoder_cache()
+    monkeypatch.setattr(precision, "cpu_native_bf16", lambda: (True, "amx_bf16"))
+    settings.KBSEARCH_EMBED_PRECISION = "auto"
+    assert "No encoder is loaded in this process yet." in admin_client.get(PAGE).content.decode()
+    get_encoder()
+    page = admin_client.get(PAGE).content.decode()
+    assert f"{settings.KBSEARCH_EMBEDDING_MODEL} (bfloat16): native bfloat16 (amx_bf16), probe cosine" in page

@@ -240,6 +240,8 @@ class IndexStore:
         self._metadata = IndexMetadata(
             model_id=meta["model_id"], model_version=meta["model_version"],
             dimension=int(meta["dimension"]), analyzer_version=int(meta["analyzer_version"]),
+            # Generations written before precision was recorded were all built in float32.
+            precision=meta.get("precision", "float32"),
         )
         return self._metadata
 
@@ -262,7 +264,7 @@ class IndexStore:
         self.set_dimension(metadata.dimension)
         values = {
             "model_id": metadata.model_id, "model_version": metadata.model_version,
-            "analyzer_version": str(metadata.analyzer_version),
+            "analyzer_version": str(metadata.analyzer_version), "precision": metadata.precision,
         }
         if "created_at" not in self._meta():
             values["created_at"] = datetime.now(UTC).isoformat()

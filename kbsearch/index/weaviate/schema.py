@@ -24,9 +24,9 @@ environment variable needed):
   strategy so narrow permission filters do not degrade the graph walk). One vector per collection
   is enough because a new model gets a new generation, i.e. a new collection.
 
-Generation metadata (model id and version, dimension, analyzer version, state, creation time) is
-JSON in the collection's description, so it lives and dies with the collection it describes and
-one schema read returns every generation's metadata.
+Generation metadata (model id and version, dimension, analyzer version, precision, state, creation
+time) is JSON in the collection's description, so it lives and dies with the collection it
+describes and one schema read returns every generation's metadata.
 """
 import json
 import re
@@ -102,6 +102,7 @@ def describe(*, number: int, metadata: IndexMetadata, state: str, created_at: da
         "model_version": metadata.model_version,
         "dimension": metadata.dimension,
         "analyzer_version": metadata.analyzer_version,
+        "precision": metadata.precision,
         "state": state,
         "created_at": created_at.isoformat(),
     }
@@ -122,6 +123,8 @@ def parse_description(collection: str, number: int, description: str | None) -> 
             model_version=str(payload["model_version"]),
             dimension=int(payload["dimension"]),
             analyzer_version=int(payload["analyzer_version"]),
+            # Generations described before precision was recorded were all built in float32.
+            precision=str(payload.get("precision", "float32")),
         )
         created = payload.get("created_at")
         return GenerationRecord(

@@ -66,8 +66,8 @@ class Command(BaseCommand):
             self.stdout.write("no index yet")
         for generation in status.generations:
             metadata = generation.metadata
-            model = f"{metadata.model_id} ({metadata.model_version}, {metadata.dimension}d, analyzer "\
-                    f"{metadata.analyzer_version})" if metadata else "unknown model"
+            model = f"{metadata.model_id} ({metadata.model_version}, {metadata.dimension}d, {metadata.precision}, "\
+                    f"analyzer {metadata.analyzer_version})" if metadata else "unknown model"
             flag = "*" if generation.serving else " "
             self.stdout.write(f"{flag} generation {generation.number}: {generation.chunk_count} chunks, {model}"
                               + (" [serving]" if generation.serving else ""))
