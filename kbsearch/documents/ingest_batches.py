@@ -81,6 +81,10 @@ class EmbeddingPipeline:
     the order submitted.
     """
 
+    # False embeds on the caller's thread, each batch written before the next is prepared (for
+    # measuring what the overlap gains: bench/bench_ingest.py --no-overlap).
+    overlap = True
+
     def __init__(self, encoder, write: Callable[[list[PreparedDocument], object], None]) -> None:
         self._encoder = encoder
         self._write = write
@@ -98,6 +102,9 @@ class EmbeddingPipeline:
 
     def submit(self, batch: list[PreparedDocument]) -> None:
         texts = [text for prepared in batch for text in prepared.chunk_texts]
+        if not self.overlap:
+            self._write(batch, self._encoder.encode_passages(texts))
+            return
         future = self._executor.submit(self._encoder.encode_passages, texts)
         previous, self._in_flight = self._in_flight, (batch, future)
         if previous is not None:

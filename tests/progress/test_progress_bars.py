@@ -78,9 +78,8 @@ def test_stages_get_a_bar_each():
     assert "set: rank hybrid" in drawn and "3/3" in drawn
 
 
-@pytest.mark.django_db
-def test_sync_reindex_and_reembed_output_is_clean_off_a_terminal(tmp_path, tiny_encoder, tiny_model_dir, settings,
-                                                                 index_backend, monkeypatch):
+@pytest.fixture
+def share_source(tmp_path, tiny_encoder, index_backend, monkeypatch):
     from connectors.services import source_create
     from tests.knowledge_base import use_encoder
 
@@ -90,7 +89,11 @@ def test_sync_reindex_and_reembed_output_is_clean_off_a_terminal(tmp_path, tiny_
     (share / "_access.yaml").write_text("principals: [public]\n")
     for number in range(3):
         (share / f"page{number}.md").write_text(f"# Page {number}\n\nThe cafeteria opens at {number + 7}am.\n")
-    source_create(key="share", name="Share", connector="filesystem", config={"root": str(share)})
+    return source_create(key="share", name="Share", connector="filesystem", config={"root": str(share)})
+
+
+@pytest.mark.django_db
+def test_sync_reindex_and_reembed_output_is_clean_off_a_terminal(share_source, tiny_model_dir):
     commands = [
         ["sync_source", "share"],
         ["reindex"],
@@ -102,3 +105,17 @@ def test_sync_reindex_and_reembed_output_is_clean_off_a_terminal(tmp_path, tiny_
         assert not BAR_TRACES.search(out.getvalue() + err.getvalue()), (command, out.getvalue(), err.getvalue())
         assert err.getvalue() == "", command
         assert out.getvalue().count("\n") >= 1, command  # the summary line is there
+
+
+@pytest.mark.django_db
+def test_a_command_on_a_terminal_draws_unless_told_not_to(share_source):
+    call_command("sync_source", "share", stdout=io.StringIO(), stderr=io.StringIO())
+    drawn = Terminal()
+    out = io.StringIO()
+    call_command("reindex", stdout=out, stderr=drawn)
+    assert "reindex" in drawn.getvalue() and "chunks/s" in drawn.getvalue()
+    assert not BAR_TRACES.search(out.getvalue())  # the bar goes to stderr; stdout keeps the summary alone
+    for quiet in (["--no-progress"], ["--verbosity", "0"]):
+        terminal = Terminal()
+        call_command("reindex", *quiet, stdout=io.StringIO(), stderr=terminal)
+        assert terminal.getvalue() == "", quiet
