@@ -34,10 +34,10 @@ from access.principals import SOURCE_SCOPE, InvalidPrincipal
 from access.selectors import identity_mapping_exists
 from kbsearch.documents import faults
 from kbsearch.documents.ingest_batches import (
-    EMBED_BATCH_CHUNKS,
     EmbeddingPipeline,
     PreparedDocument,
     access_rows_replace,
+    batch_targets,
     index_batch,
     store_batch,
     vectors_for,
@@ -179,6 +179,8 @@ def documents_ingest(
     def write(batch: list[PreparedDocument], vectors) -> None:
         _batch_write(batch, vectors, source, index, report)
 
+    targets = batch_targets()
+    target = next(targets)
     with EmbeddingPipeline(encoder, write) as pipeline:
         for group in _groups(items, _LOOKUP_BATCH):
             existing, access = _stored_versions(source, group)
@@ -191,10 +193,10 @@ def documents_ingest(
                     _identities_note(source, identities)
                 pending.append(prepared)
                 pending_chunks += len(prepared.chunk_texts)
-                if pending_chunks >= EMBED_BATCH_CHUNKS:
+                if pending_chunks >= target:
                     _identities_note(source, identities)  # before the documents naming them become visible
                     pipeline.submit(pending)
-                    pending, pending_chunks = [], 0
+                    pending, pending_chunks, target = [], 0, next(targets)
         _identities_note(source, identities)
         if pending:
             pipeline.submit(pending)

@@ -1,7 +1,8 @@
 """Ingest in batches (``kbsearch.documents.ingest_batches``): one transaction and one index write per
 batch, embedding on a background thread, and the same rows as storing one document at a time.
 
-Batches hold ``EMBED_BATCH_CHUNKS`` chunks; the corpora here span several of them.
+Batches grow from ``FIRST_BATCH_CHUNKS`` chunks; the corpora here (a chunk per document) span
+three of them.
 """
 import threading
 
@@ -16,7 +17,8 @@ from kbsearch.ingest.inputs import DocumentInput
 from kbsearch.ingest.parsers import Block
 
 pytestmark = pytest.mark.django_db
-DOCUMENTS = 2 * ingest_batches.EMBED_BATCH_CHUNKS + 5  # one chunk each: three batches
+FIRST_TWO = sum(size for size, _ in zip(ingest_batches.batch_targets(), range(2)))
+DOCUMENTS = FIRST_TWO + 5  # one chunk each: three batches
 
 
 def item(number: int, *, text: str = "", principals=("public",), external_id: str = "") -> DocumentInput:
@@ -162,7 +164,7 @@ def test_embedding_runs_beside_the_caller_and_a_failure_keeps_the_batches_before
     assert threading.current_thread().name not in encoder.threads
     # The two batches embedded before the failure are stored and indexed, in order; nothing after.
     stored = sorted(int(external_id.split("-")[1]) for external_id in Document.objects.values_list("external_id", flat=True))
-    assert stored == list(range(2 * ingest_batches.EMBED_BATCH_CHUNKS))
+    assert stored == list(range(FIRST_TWO))
     assert index_matches_database(index_backend)
     assert not PendingIndexChange.objects.exists()
     assert DocumentAccess.objects.count() == len(stored)
