@@ -165,6 +165,12 @@ def _throwaway_environment(tmp: str, model: str | None) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "kbsearch.settings"
 
 
+def _rows_line(summary: dict) -> str:
+    heldout = summary.get("heldout") or {}
+    return (f"{summary.get('train_rows', 0)} training rows {json.dumps(summary.get('by_origin', {}))}, "
+            f"{heldout.get('queries', 0)} held-out queries")
+
+
 def _keep(args: argparse.Namespace, reports: dict) -> None:
     """The raw reports as soon as they exist (an evaluation is the costly part of a run)."""
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -200,7 +206,7 @@ def measure(args: argparse.Namespace, tmp: str) -> dict:
         call_command("training_data", *build, stdout=out)
         snapshot = json.loads(out.getvalue())
     commands.append("training_data " + shlex.join(build))
-    print(f"snapshot #{snapshot['id']}: {json.dumps(snapshot['summary'].get('rows', {}), ensure_ascii=False)}")
+    print(f"snapshot #{snapshot['id']}: {_rows_line(snapshot['summary'])}")
     train = train_arguments(args, snapshot["id"])
     with phases.phase("train"):
         try:
@@ -249,6 +255,7 @@ def main(argv=None) -> None:
     result["argv"] = sys.argv[1:] if argv is None else list(argv)
     training = result["training"]
     text = (f"# Relevance loop on {Path(result['set']).name} ({result['split']} split)\n\n"
+            f"Training data: {_rows_line(result['snapshot']['summary'])}. "
             f"Training: {training['steps']}/{training['total_steps']} steps ({training['stop_reason']}), "
             f"{training['training_seconds']:.0f} s, {training['seconds_per_step']:.1f} s/step; gate {training['gate']}. "
             f"Regression sets: {result['max_queries_regression'] or 'all'} questions each at most. "
