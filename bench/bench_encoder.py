@@ -36,8 +36,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+# As every kbsearch process does (embeddings/__init__.py), before torch loads OpenMP: idle OpenMP
+# threads sleep instead of spinning, which on a shared machine made two-thread runs 10-100x slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 

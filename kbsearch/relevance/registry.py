@@ -74,15 +74,17 @@ def model_versions_reconcile(*, index: BaseIndexBackend | None = None) -> ModelV
     return current
 
 
-def model_version_evaluate(*, version: ModelVersion, options: GateOptions | None = None) -> ModelVersion:
-    """Run the gate for ``version`` against the model serving now and store the report."""
+def model_version_evaluate(*, version: ModelVersion, options: GateOptions | None = None,
+                           candidate=None) -> ModelVersion:
+    """Run the gate for ``version`` against the model serving now and store the report.
+    ``candidate`` is the version's encoder when the caller has it loaded already."""
     options = options or GateOptions.from_settings()
     index = get_index_backend()
     serving = index.serving_metadata()
     if serving is not None and (serving.model_id, serving.model_version) == (version.spec, version.fingerprint):
         raise PromotionRefused(f"{version.name} serves now: there is nothing to compare it with")
     baseline = encoder_for(serving)
-    candidate = load_encoder(version.spec)
+    candidate = candidate or load_encoder(version.spec)
     report = gate_evaluate(
         baseline=baseline, candidate=candidate, heldout_dir=heldout_dir(version.snapshot), options=options
     )

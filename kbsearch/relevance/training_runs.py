@@ -19,6 +19,7 @@ is written to the run at most every ``PROGRESS_WRITE_SECONDS`` and at every logg
 admin's progress bar and loss curve.
 """
 import logging
+import math
 import re
 import time
 from collections.abc import Callable
@@ -151,10 +152,10 @@ def _execute(run_id: int, echo) -> TrainingRun:
             step=result.steps, total_steps=result.total_steps, stop_reason=result.stop_reason,
             training_seconds=round(result.seconds, 3), seconds_per_step=round(result.seconds_per_step, 4),
         )
-        metadata = load_encoder(str(output)).index_metadata
+        trained = load_encoder(str(output))
         version = model_version_register(
-            spec=str(output), metadata=metadata, name=name, parent=parent, training_run=run, snapshot=run.snapshot,
-            status=ModelVersion.Status.TRAINED,
+            spec=str(output), metadata=trained.index_metadata, name=name, parent=parent, training_run=run,
+            snapshot=run.snapshot, status=ModelVersion.Status.TRAINED,
         )
         logger.info("training run #%s: %s steps in %.0f s (%s), model version %s", run.pk, result.steps,
                     result.seconds, result.stop_reason, version.name)
@@ -164,7 +165,7 @@ def _execute(run_id: int, echo) -> TrainingRun:
         else:
             if run.evaluate:
                 TrainingRun.objects.filter(pk=run.pk).update(phase=TrainingRun.Phase.EVALUATING)
-                _evaluate(run, version)
+                _evaluate(run, version, trained)
             _finish(run.pk, TrainingRun.Status.SUCCEEDED)
     except TrainingCancelled:
         progress.flush()
@@ -178,11 +179,12 @@ def _execute(run_id: int, echo) -> TrainingRun:
     return run
 
 
-def _evaluate(run: TrainingRun, version: ModelVersion) -> None:
+def _evaluate(run: TrainingRun, version: ModelVersion, trained) -> None:
     """The gate; a failure to evaluate leaves the model trained (evaluate it again later) and is
     recorded on the run rather than failing a training that worked."""
     try:
-        model_version_evaluate(version=version, options=GateOptions.from_settings(run.gate_options))
+        options = GateOptions.from_settings(run.gate_options)
+        model_version_evaluate(version=version, options=options, candidate=trained)
     except Exception as error:  # noqa: BLE001 (any failure: the trained model stays usable)
         logger.exception("training run #%s: evaluating %s failed", run.pk, version.name)
         message = f"evaluation failed: {type(error).__name__}: {error}"
@@ -224,7 +226,7 @@ class _Progress:
 
     def __call__(self, step: int, total: int, loss: float | None) -> None:
         self.step, self.total = step, total
-        if loss is not None:
+        if loss is not None and math.isfinite(loss):  # JSON (and PostgreSQL's jsonb) has no NaN
             self.losses.append([step, round(loss, 5)])
         if self.echo is not None:
             self.echo(step, total, loss)
