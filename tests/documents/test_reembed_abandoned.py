@@ -1,11 +1,12 @@
 """A re-embed whose worker died is failed by the next request instead of blocking re-embeds for
 good; one whose worker is alive (it holds the run's lock) is left alone."""
 import threading
+import time
 
 import pytest
 from django.db import connection
 
-from access.liveness import run_lock_try
+from access.liveness import run_is_alive, run_lock_try
 from kbsearch.documents.generations import ABANDONED, ReembedBusy, index_reembed_start
 from kbsearch.documents.models import ReembedRun
 
@@ -43,6 +44,12 @@ def test_a_running_reembed_whose_worker_is_alive_still_blocks(index_backend):
     finally:
         die.set()
         worker.join(WAIT)
+    # PostgreSQL frees a closed session's advisory locks when its backend process exits, a moment
+    # after the disconnect; the next request must not be asked before that has happened.
+    deadline = time.monotonic() + WAIT
+    while run_is_alive(live.pk, kind="reembed") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not run_is_alive(live.pk, kind="reembed")
     index_reembed_start(model_spec="another-model", enqueue=False)  # the worker died: now it goes
     live.refresh_from_db()
     assert live.status == ReembedRun.Status.FAILED

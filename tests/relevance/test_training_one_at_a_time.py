@@ -2,11 +2,12 @@
 worker died is failed by the next request instead of blocking training for good; a run another
 live process holds is left to it. And the Celery task runs a queued run (inline without a broker)."""
 import threading
+import time
 
 import pytest
 from django.db import connection
 
-from access.liveness import run_lock_try
+from access.liveness import run_is_alive, run_lock_try
 from embeddings.loading import clear_encoder_cache
 from kbsearch.relevance.models import TrainingRun
 from kbsearch.relevance.training_runs import ABANDONED, TrainingBusy, training_run_execute, training_run_start
@@ -55,6 +56,12 @@ def test_a_dead_workers_run_is_failed_a_live_ones_is_left_alone(tmp_path, index_
     finally:
         die.set()
         worker.join(WAIT)
+    # PostgreSQL frees a closed session's advisory locks when its backend process exits, a moment
+    # after the disconnect; the next request must not be asked before that has happened.
+    deadline = time.monotonic() + WAIT
+    while run_is_alive(live.pk, kind="train") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not run_is_alive(live.pk, kind="train")
     training_run_start(snapshot=snapshot, enqueue=False)  # its worker died: now it goes
     live.refresh_from_db()
     assert live.status == TrainingRun.Status.FAILED
