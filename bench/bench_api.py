@@ -15,7 +15,9 @@ was) and the server's memory (PSS of all its processes, so pages shared copy-on-
 gunicorn workers count once).
 
 ``gunicorn-nocache`` is gunicorn with the query vector cache off (``KBSEARCH_QUERY_CACHE_SIZE=0``):
-the 16 queries repeat, so with the cache on only the first of each is encoded. ``--before-tree``
+the 16 queries repeat, so with the cache on only the first of each is encoded. A gunicorn server
+may name its shape, ``gunicorn:1x8`` (workers x threads; PyTorch threads per worker follow:
+cores / workers), to compare shapes in one run. ``--before-tree``
 runs the ``runserver`` rows from another checkout (the code before a change, e.g. from ``git
 worktree add``), against the same database and index.
 
@@ -103,15 +105,19 @@ def server_command(kind: str, port: int, root: Path = ROOT) -> tuple[list[str], 
         # The development server `make serve` runs: DEBUG on (plain HTTP on loopback, a per-process key).
         env["KBSEARCH_DEBUG"] = "1"
         return [sys.executable, str(root / "manage.py"), "runserver", "--noreload", f"127.0.0.1:{port}"], env
+    kind, _, shape = kind.partition(":")
     if kind in ("gunicorn", "gunicorn-nocache"):
         # Production settings: DEBUG off, a secret, HTTPS as a TLS-terminating proxy reports it.
         env.pop("KBSEARCH_DEBUG", None)
         env.update(KBSEARCH_SECRET_KEY=secrets.token_urlsafe(50), KBSEARCH_PROXY_SSL_HEADER="X-Forwarded-Proto")
         if kind == "gunicorn-nocache":
             env["KBSEARCH_QUERY_CACHE_SIZE"] = "0"
+        if shape:  # "2x4": workers x threads, for comparing shapes in one run
+            workers, threads = shape.split("x")
+            env.update(KBSEARCH_WEB_WORKERS=workers, KBSEARCH_WEB_THREADS=threads)
         command = [sys.executable, "-m", "gunicorn", "-c", str(root / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}"]
         return command, env
-    raise SystemExit(f"unknown server {kind!r}: runserver, gunicorn or gunicorn-nocache")
+    raise SystemExit(f"unknown server {kind!r}: runserver, gunicorn[:WxT] or gunicorn-nocache[:WxT]")
 
 
 def start_server(kind: str, port: int, root: Path = ROOT) -> subprocess.Popen:
@@ -294,7 +300,7 @@ def main() -> None:
             results.append((args.url, row, None))
     for kind in ([] if args.url else args.servers.split(",")):
         port = free_port()
-        root = args.before_tree.resolve() if args.before_tree and kind == "runserver" else ROOT
+        root = args.before_tree.resolve() if args.before_tree and kind.startswith("runserver") else ROOT
         server = start_server(kind, port, root)
         url = f"http://127.0.0.1:{port}"
         try:
@@ -308,11 +314,12 @@ def main() -> None:
         results.extend((label, row, memory) for row in rows)
     workers = os.environ.get("KBSEARCH_WEB_WORKERS", "2 (default)")
     threads = os.environ.get("KBSEARCH_WEB_THREADS", "4 (default)")
+    torch_threads = os.environ.get("KBSEARCH_WEB_TORCH_THREADS", "cores / workers (default)")
     print(
         f"{len(QUERIES)} queries x {len(USERS)} users, {args.requests} requests per level, {os.cpu_count()} cores; "
-        f"gunicorn: {workers} workers x {threads} threads, preload {os.environ.get('KBSEARCH_WEB_PRELOAD', 'on (default)')}\n"
+        f"gunicorn (unless the server names its shape): {workers} workers x {threads} threads, "
+        f"preload {os.environ.get('KBSEARCH_WEB_PRELOAD', 'on (default)')}, torch threads per worker {torch_threads}\n"
     )
-    print(f"web torch threads per worker: {os.environ.get('KBSEARCH_WEB_TORCH_THREADS', 'cores / workers (default)')}\n")
     print("| server | clients | requests | req/s | p50 ms | p95 ms | server p50 ms | server p95 ms | "
           "server CPU ms per search | load 1 min before | memory (PSS) MB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

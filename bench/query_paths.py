@@ -6,6 +6,8 @@ Each path encodes one query text to a float32 unit vector, as ``search_run`` ask
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -165,7 +167,9 @@ def runtime_paths(path: str, runtimes: list[str]) -> list[QueryPath]:
         return []
     encoder = Encoder(path, precision="float32")
     transformer = SentenceTransformer(path, device="cpu", model_kwargs=model_kwargs_for(path))[0].auto_model.eval()
-    onnx_file = Path(tempfile.mkdtemp(prefix="kbsearch-bench-onnx-")) / "model.onnx"
+    folder = tempfile.mkdtemp(prefix="kbsearch-bench-onnx-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # 470 MB; sessions reopen it per thread count
+    onnx_file = Path(folder) / "model.onnx"
     example = encoder._batch_features(encoder._token_ids(["example query"], QUERY_PREFIX))
     torch.onnx.export(
         _MeanPooled(transformer), (example["input_ids"], example["attention_mask"]), str(onnx_file),

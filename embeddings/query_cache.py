@@ -9,8 +9,9 @@ Keyed by what decides a vector and nothing else:
     own normalisation (NFKC, runs of spaces) decides which texts are the same query, so ``"VPN
     setup"`` and ``"VPN  setup"`` share an entry exactly when the model cannot tell them apart.
 
-Vectors are stored read-only and handed out as such. ``KBSEARCH_QUERY_CACHE_SIZE`` entries (a
-384-dimension vector is 1.5 KB) per process; 0 turns the cache off.
+Vectors are stored as read-only copies (``Encoder.encode_queries`` copies them into the array it
+returns). ``KBSEARCH_QUERY_CACHE_SIZE`` entries (a 384-dimension vector is 1.5 KB) per process; 0
+turns the cache off.
 """
 
 from __future__ import annotations
