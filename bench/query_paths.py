@@ -95,14 +95,24 @@ def before_paths(path: str) -> list[QueryPath]:
     return [BeforePath(tokenizer_source, model, bfloat16=False), BeforePath(tokenizer_source, model, bfloat16=True)]
 
 
+class ModelForwardPath(AfterPath):
+    """The encoder's packed model through its own forward (transformers' modules), not the lean
+    one: what a query cost after prepacking, before ``embeddings.query_forward``."""
+
+    def encode(self, text: str) -> np.ndarray:
+        return self.encoder._embed(self.encoder._token_ids([text], QUERY_PREFIX))[0]
+
+
 def after_paths(path: str) -> list[QueryPath]:
     float32 = Encoder(path, precision="float32")
     automatic = Encoder(path, precision="auto")
-    return [
-        AfterPath(float32, "after: float32 (oneDNN, packed)"),
-        AfterPath(automatic, f"after: auto = {automatic.precision} (oneDNN, packed)"),
-        CacheHitPath(automatic, f"after: auto = {automatic.precision}, query cache hit"),
-    ]
+    paths = []
+    for encoder, name in ((float32, "float32"), (automatic, f"auto = {automatic.precision}")):
+        paths.append(ModelForwardPath(encoder, f"after: {name}, model forward (oneDNN, packed)"))
+        if encoder.lean_queries:
+            paths.append(AfterPath(encoder, f"after: {name}, lean query forward"))
+    paths.append(CacheHitPath(automatic, f"after: auto = {automatic.precision}, query cache hit"))
+    return paths
 
 
 class _MeanPooled(torch.nn.Module):

@@ -10,7 +10,9 @@ pushed through the model's modules under `torch.inference_mode`.
 and tokenizer rather than of files, so it works the same for a local directory and a hub id; its
 `precision` is the arithmetic the vectors come from (`embeddings.precision`: float32, bfloat16, or
 `auto`, resolved once at load). The linear layers are prepacked for oneDNN in that precision
-(`embeddings.packed_linear`). Query vectors can be cached per process (`embeddings.query_cache`).
+(`embeddings.packed_linear`). A single query takes a lean forward pass where the model allows one
+(`embeddings.query_forward`, checked against the model's own at load). Query vectors can be cached
+per process (`embeddings.query_cache`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import torch
 from embeddings.packed_linear import pack_linear_layers, unpack_linear_layers
 from embeddings.precision import BFLOAT16, PROBE_TEXTS, PrecisionChoice, check_precision_setting, precision_choose
 from embeddings.query_cache import QueryVectorCache
+from embeddings.query_forward import MIN_AGREEMENT, QueryForward
 from kbsearch.index.base import IndexMetadata
 from kbsearch.text.analysis import ANALYZER_VERSION
 
@@ -139,7 +142,11 @@ class Encoder:
         self._autocast_dtype: torch.dtype | None = None
         self.precision_choice: PrecisionChoice = precision_choose(precision, probe_cosine=self._probe_bfloat16_cosine)
         self.precision = self.precision_choice.precision
+        compute_dtype = torch.bfloat16 if self.precision == BFLOAT16 else torch.float32
+        # Built from the plain linear layers, before packing replaces them; checked after.
+        self._query_forward = QueryForward.build(self._model, compute_dtype)
         self._packed_layers = len(self._use_precision(self.precision))
+        self._query_forward = self._checked_query_forward(self._query_forward)
         # bfloat16 without the CPU's support is correct but slow: an operator should notice.
         emulated = self.precision == BFLOAT16 and not self.precision_choice.native_bf16
         logger.log(
@@ -183,6 +190,35 @@ class Encoder:
             self._autocast_dtype = None
         return float(min(np.min(np.sum(ref * cand, axis=1)) for ref, cand in zip(reference, candidate)))
 
+    def _checked_query_forward(self, query_forward: QueryForward | None) -> QueryForward | None:
+        """``query_forward`` if it agrees with the model's own forward on every probe query."""
+        if query_forward is None:
+            return None
+        queries = self._token_ids(PROBE_TEXTS, QUERY_PREFIX)
+        reference = self._embed(queries)
+        lean = self._embed_one_by_one(queries, query_forward)
+        agreement = float(np.min(np.sum(reference * lean, axis=1)))
+        if agreement < MIN_AGREEMENT:
+            logger.warning("the lean query forward disagrees with the model's (cosine %.6f): not used", agreement)
+            return None
+        logger.info("queries take the lean forward (cosine %.6f to the model's own)", agreement)
+        return query_forward
+
+    def _embed_queries(self, token_ids: list[list[int]]) -> np.ndarray:
+        """A single query through the lean forward where there is one; batches as passages go."""
+        if self._query_forward is not None and len(token_ids) == 1:
+            return self._embed_one_by_one(token_ids, self._query_forward)
+        return self._embed(token_ids)
+
+    def _embed_one_by_one(self, token_ids: list[list[int]], query_forward: QueryForward) -> np.ndarray:
+        embeddings = np.empty((len(token_ids), self.dimension), dtype=np.float32)
+        with self._forward_lock, torch.inference_mode():
+            for row, ids in enumerate(token_ids):
+                embeddings[row] = query_forward(ids).numpy()
+        norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+        embeddings /= np.maximum(norms, 1e-12)
+        return embeddings
+
     def _fingerprint(self) -> str:
         """A short hash of what decides the vectors: every weight tensor's name, shape and values at
         both ends, the tokenizer, and the sequence length (longer texts are cut there)."""
@@ -199,6 +235,11 @@ class Encoder:
         return digest.hexdigest()[:16]
 
     @property
+    def lean_queries(self) -> bool:
+        """Whether single queries take ``embeddings.query_forward`` (else the model's own forward)."""
+        return self._query_forward is not None
+
+    @property
     def max_passage_tokens(self) -> int:
         """Most text tokens (as counted by `count_tokens`) a passage may have without truncation."""
         prefix_tokens = self.count_tokens(PASSAGE_PREFIX.strip())
@@ -206,9 +247,9 @@ class Encoder:
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Query vectors, from the query cache where it holds them (same model, precision, tokens)."""
-        if self._query_cache is None or self._query_cache.max_entries == 0:
-            return self._encode(texts, QUERY_PREFIX)
         token_ids = self._token_ids(self._checked(texts), QUERY_PREFIX)
+        if self._query_cache is None or self._query_cache.max_entries == 0:
+            return self._embed_queries(token_ids)
         keys = [(self._cache_identity, tuple(ids)) for ids in token_ids]
         embeddings = np.empty((len(keys), self.dimension), dtype=np.float32)
         missing = []
@@ -219,10 +260,18 @@ class Encoder:
             else:
                 embeddings[row] = cached
         if missing:
-            embeddings[missing] = self._embed([token_ids[row] for row in missing])
+            embeddings[missing] = self._embed_queries([token_ids[row] for row in missing])
             for row in missing:
                 self._query_cache.put(keys[row], embeddings[row])
         return embeddings
+
+    def encode_queries_as_searched(self, texts: Sequence[str]) -> np.ndarray:
+        """Each query alone, as a search encodes it (the lean forward where there is one), uncached:
+        what evaluation measures, so its figures are those of the search path."""
+        token_ids = self._token_ids(self._checked(texts), QUERY_PREFIX)
+        if self._query_forward is None:
+            return self._embed(token_ids)
+        return self._embed_one_by_one(token_ids, self._query_forward)
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, PASSAGE_PREFIX)

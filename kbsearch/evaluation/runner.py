@@ -142,8 +142,12 @@ class Evaluator:
         texts = [clean_query(self.beir.queries[qid]) for qid in query_ids]
         vectors = None
         if mode != "bm25":
+            # The search path encodes one query at a time, through the lean forward where the
+            # encoder has one: measured that way, under its own cache kind.
+            lean = getattr(self.encoder, "lean_queries", False)
             vectors = self.cache.embed(
-                "query", texts, self.encoder.encode_queries,
+                "query-lean" if lean else "query", texts,
+                self.encoder.encode_queries_as_searched if lean else self.encoder.encode_queries,
                 on_progress=partial(self.on_progress, f"{self.beir.name}: embed queries"),
             )
         stage = f"{self.beir.name}: rank {mode}"

@@ -10,17 +10,20 @@ from embeddings.tiny import build_tiny_model_dir
 
 
 class ForwardCounter:
-    """Counts the encoder's model forwards (one per batch)."""
+    """Counts the encoder's forwards: the model's (one per batch) and the lean one (one per query)."""
 
     def __init__(self, encoder: Encoder, monkeypatch) -> None:
         self.calls = 0
-        forward = encoder._model.forward
+        monkeypatch.setattr(encoder._model, "forward", self._counted(encoder._model.forward))
+        if encoder._query_forward is not None:
+            monkeypatch.setattr(encoder, "_query_forward", self._counted(encoder._query_forward))
 
+    def _counted(self, forward):
         def counted(*args, **kwargs):
             self.calls += 1
             return forward(*args, **kwargs)
 
-        monkeypatch.setattr(encoder._model, "forward", counted)
+        return counted
 
 
 @pytest.fixture(scope="module")

