@@ -26,6 +26,10 @@ loop is bounded by a request count and a deadline, and only 127.0.0.1 is contact
 
     .venv/bin/python bench/bench_api.py [--requests 200] [--concurrency 1,4,8]
         [--servers runserver,gunicorn,gunicorn-nocache] [--before-tree DIR] [--url http://127.0.0.1:8123]
+        [--paced 8:40]
+
+``--paced 8:40`` adds a row per server of 8 clients sending 40 searches/s in all on a fixed schedule
+(users who read results between searches), latency counted from when each search was due.
 """
 import argparse
 import http.client
@@ -234,7 +238,12 @@ class Client:
         return elapsed, json.loads(body)["took_ms"]
 
 
-def run_level(url: str, keys: dict[str, str], concurrency: int, requests: int, server_pid: int | None) -> dict:
+def run_level(url: str, keys: dict[str, str], concurrency: int, requests: int, server_pid: int | None,
+              rate: float | None = None) -> dict:
+    """``concurrency`` clients, each sending its next search as soon as the last one is answered;
+    or, with ``rate``, paced: search n is due at n / rate seconds (an open schedule, as users who
+    think between searches make), and its latency counts from when it was due, so a server that
+    falls behind is charged for the wait (no coordinated omission)."""
     client_ms: list[float] = []
     server_ms: list[float] = []
     lock = threading.Lock()
@@ -246,9 +255,14 @@ def run_level(url: str, keys: dict[str, str], concurrency: int, requests: int, s
         for n in counter:  # shared iterator: exactly `requests` requests in all
             if time.monotonic() > deadline:
                 return
+            late_ms = 0.0
+            if rate:
+                due = started + n / rate
+                time.sleep(max(0.0, due - time.perf_counter()))
+                late_ms = max(0.0, time.perf_counter() - due) * 1000
             elapsed, took = client.search(QUERIES[n % len(QUERIES)])
             with lock:
-                client_ms.append(elapsed)
+                client_ms.append(elapsed + late_ms)
                 server_ms.append(took)
 
     load_before = os.getloadavg()[0]
@@ -263,7 +277,7 @@ def run_level(url: str, keys: dict[str, str], concurrency: int, requests: int, s
     server_cpu = cpu_seconds(server_pid) - server_cpu_before
     return {
         "server_cpu_ms": server_cpu * 1000 / max(1, len(client_ms)) if server_pid else None,
-        "concurrency": concurrency,
+        "concurrency": f"{concurrency} @ {rate:g}/s" if rate else concurrency,
         "requests": len(client_ms),
         "throughput": len(client_ms) / wall,
         "p50": statistics.median(client_ms),
@@ -275,11 +289,20 @@ def run_level(url: str, keys: dict[str, str], concurrency: int, requests: int, s
 
 
 def measure(url: str, keys: dict[str, str], levels: list[int], requests: int, warmup: int,
-            server_pid: int | None = None) -> list[dict]:
+            server_pid: int | None = None, paced: list[tuple[int, float]] = ()) -> list[dict]:
     warm = Client(url, keys["alice"])
     for n in range(warmup):  # fills caches (and loads the model in runserver) before measuring
         warm.search(QUERIES[n % len(QUERIES)])
-    return [run_level(url, keys, concurrency, requests, server_pid) for concurrency in levels]
+    rows = [run_level(url, keys, concurrency, requests, server_pid) for concurrency in levels]
+    return rows + [run_level(url, keys, clients, requests, server_pid, rate) for clients, rate in paced]
+
+
+def paced_level(value: str) -> tuple[int, float]:
+    clients, _, rate = value.partition(":")
+    try:
+        return int(clients), float(rate)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected CLIENTS:RATE, e.g. 8:40, got {value!r}") from None
 
 
 def main() -> None:
@@ -291,12 +314,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="requests per concurrency level")
     parser.add_argument("--concurrency", default="1,4,8")
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--paced", type=paced_level, action="append", default=[], metavar="CLIENTS:RATE",
+                        help="also CLIENTS clients sending RATE searches/s in all on a fixed schedule (repeatable)")
     args = parser.parse_args()
     keys = tokens()
     levels = [int(c) for c in args.concurrency.split(",")]
     results: list[tuple[str, dict, float | None]] = []
     if args.url:
-        for row in measure(args.url, keys, levels, args.requests, args.warmup):
+        for row in measure(args.url, keys, levels, args.requests, args.warmup, paced=args.paced):
             results.append((args.url, row, None))
     for kind in ([] if args.url else args.servers.split(",")):
         port = free_port()
@@ -305,7 +330,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url)
-            rows = measure(url, keys, levels, args.requests, args.warmup, server.pid)
+            rows = measure(url, keys, levels, args.requests, args.warmup, server.pid, args.paced)
             memory = memory_pss_mb(server.pid)
         finally:
             server.terminate()

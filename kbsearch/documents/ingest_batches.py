@@ -173,18 +173,22 @@ def _new_chunks(document: Document, prepared: PreparedDocument) -> list[Chunk]:
     ]
 
 
+def _new_state(existing: Document | None, prepared: PreparedDocument, source: Source) -> tuple[Document, bool]:
+    """The document row as ``prepared`` leaves it (unsaved), and whether it is new."""
+    document = existing or Document(source=source, external_id=prepared.item.external_id)
+    if existing is not None and existing.content_hash != prepared.content_hash:
+        document.version += 1
+    _fill(document, prepared, source)
+    return document, existing is None
+
+
 def store_one(prepared: PreparedDocument, source: Source) -> Stored:
     """Write one document's new state and its outbox record in one transaction."""
     with transaction.atomic():
-        document = (
+        existing = (
             Document.objects.select_for_update().filter(source=source, external_id=prepared.item.external_id).first()
         )
-        created = document is None
-        if created:
-            document = Document(source=source, external_id=prepared.item.external_id)
-        elif document.content_hash != prepared.content_hash:
-            document.version += 1
-        _fill(document, prepared, source)
+        document, created = _new_state(existing, prepared, source)
         document.save()
         document.chunks.all().delete()
         chunks = Chunk.objects.bulk_create(_new_chunks(document, prepared))
@@ -206,13 +210,8 @@ def _store_together(batch: Sequence[PreparedDocument], source: Source) -> list[S
         }
         documents: list[tuple[PreparedDocument, Document, bool]] = []
         for prepared in batch:
-            document = found.pop(prepared.item.external_id, None)  # a repeated id is a new row: refused
-            created = document is None
-            if created:
-                document = Document(source=source, external_id=prepared.item.external_id)
-            elif document.content_hash != prepared.content_hash:
-                document.version += 1
-            _fill(document, prepared, source)
+            # A repeated id is a new row, which the database refuses.
+            document, created = _new_state(found.pop(prepared.item.external_id, None), prepared, source)
             documents.append((prepared, document, created))
         Document.objects.bulk_create([document for _, document, created in documents if created])
         changed = [document for _, document, created in documents if not created]
