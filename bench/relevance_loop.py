@@ -54,6 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     budget.add_argument("--epochs", type=float)
     budget.add_argument("--batch-size", type=int)
     budget.add_argument("--learning-rate", type=float)
+    budget.add_argument("--scale", type=float, help="1 / temperature of the loss (manage.py train --scale)")
     budget.add_argument("--bf16", action="store_true")
     budget.add_argument("--gate", action="store_true", help="also run the product gate after training")
     evaluation = parser.add_argument_group("evaluation")
@@ -83,7 +84,7 @@ def default_regression_sets(trained: Path) -> list[Path]:
 def train_arguments(args: argparse.Namespace, snapshot_id: int) -> list[str]:
     """``manage.py train`` arguments for this measurement."""
     arguments = ["--snapshot", str(snapshot_id), "--foreground"]
-    for option in ("max_minutes", "max_steps", "epochs", "batch_size", "learning_rate"):
+    for option in ("max_minutes", "max_steps", "epochs", "batch_size", "learning_rate", "scale"):
         value = getattr(args, option)
         if value is not None:
             arguments += ["--" + option.replace("_", "-"), str(value)]

@@ -127,6 +127,8 @@ class TrainingParams:
             problems.append(f"loss must be one of {LOSSES}")
         if self.mini_batch_size < 1:
             problems.append("mini_batch_size must be >= 1")
+        if not self.scale > 0:
+            problems.append("scale must be > 0")
         if self.max_seq_length < 8:
             problems.append("max_seq_length must be >= 8")
         if problems:

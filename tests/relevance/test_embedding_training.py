@@ -69,6 +69,8 @@ def test_params_are_checked_and_read_back_from_their_stored_form():
         TrainingParams(batch_size=1)
     with pytest.raises(ValueError, match="loss must be one of"):
         TrainingParams(loss="triplet")
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        TrainingParams(scale=0)
     with pytest.raises(ValueError, match="unknown training parameters: \\['epoch'\\]"):
         TrainingParams.from_dict({"epoch": 2})
     params = TrainingParams(max_steps=5, lora=None)

@@ -14,7 +14,7 @@ from kbsearch.relevance.training_runs import training_run_start
 from tests.relevance.training_fixtures import relevance_settings, write_snapshot  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("relevance_settings")]
-TINY = ["--epochs", "8", "--batch-size", "8", "--learning-rate", "0.002"]
+TINY = ["--epochs", "8", "--batch-size", "8", "--learning-rate", "0.002", "--scale", "25"]
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +52,7 @@ def test_train_promote_list_and_rollback(synced, tmp_path):
     out = run("train", "--snapshot", str(snapshot.pk), "--foreground", *TINY)
     version = ModelVersion.objects.get(training_run__isnull=False)
     assert "step 32/32 loss " in out and " s/step" in out
+    assert version.training_run.params["scale"] == 25.0
     assert f"training run #{version.training_run.pk}: 32/32 steps (completed) in " in out
     assert f"model version {version.name}: {version.spec}" in out and "gate passed: in-domain vector" in out
 

@@ -42,6 +42,8 @@ class Command(BaseCommand):
         training.add_argument("--batch-size", type=int)
         training.add_argument("--learning-rate", type=float)
         training.add_argument("--negatives", type=int, help="Hard negatives per pair (0: in-batch only).")
+        training.add_argument("--scale", type=float,
+                              help="1 / temperature of the contrastive loss (default 20; e5 was trained at 100).")
         training.add_argument("--loss", choices=("cached_mnrl", "mnrl"),
                               help="cached_mnrl (default: big batches in little memory) or plain mnrl.")
         training.add_argument("--mini-batch-size", type=int, help="Embedding batch of the cached loss.")
@@ -131,6 +133,7 @@ def _params(options: dict) -> dict:
         "epochs": options["epochs"], "max_steps": options["max_steps"], "batch_size": options["batch_size"],
         "learning_rate": options["learning_rate"], "negatives_per_pair": options["negatives"],
         "mini_batch_size": options["mini_batch_size"], "seed": options["seed"], "loss": options["loss"],
+        "scale": options["scale"],
         "max_seconds": None if options["max_minutes"] is None else options["max_minutes"] * 60,
     }
     params = {key: value for key, value in params.items() if value is not None}
