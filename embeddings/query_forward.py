@@ -8,7 +8,8 @@ directly on the model's weights for one unpadded sequence, so nothing needs mask
 
 - query, key and value are one product (their weights concatenated), prepacked for oneDNN;
 - the feed-forward's GELU is fused into its first product (oneDNN post-op);
-- LayerNorm, softmax and the residual stream stay float32, as under autocast.
+- LayerNorm and the residual stream stay float32, as under autocast; in bfloat16 the attention reads
+  the bfloat16 products (its kernel accumulates in float32).
 
 It is built only for what it implements (``QueryForward.build`` returns None otherwise: another
 architecture, pooling, activation or position scheme) and is checked against the model's own
@@ -102,17 +103,18 @@ class QueryForward:
         linear = torch.ops.mkldnn._linear_pointwise
         scale = 1.0 / math.sqrt(self.head_size)
         for layer in self.layers:
-            qkv = linear(hidden.to(self.dtype), layer.qkv, layer.qkv_bias, "none", [], "").float()
-            # (1, heads, tokens, head size) each: the 4-d layout SDPA's fused CPU kernel takes.
+            qkv = linear(hidden.to(self.dtype), layer.qkv, layer.qkv_bias, "none", [], "")
+            # (1, heads, tokens, head size) each: the 4-d layout SDPA's fused CPU kernel takes. It
+            # accumulates in float32 whatever it reads, so attention runs on the product's dtype.
             query, key, value = qkv.view(1, length, 3, self.heads, self.head_size).permute(2, 0, 3, 1, 4)
             context = F.scaled_dot_product_attention(query, key, value, scale=scale)
             context = context.transpose(1, 2).reshape(length, self.hidden)
-            attended = linear(context.to(self.dtype), layer.out, layer.out_bias, "none", [], "").float()
-            hidden = F.layer_norm(attended + hidden, (self.hidden,), *layer.norm1, self.eps)
-            # GELU (erf) fused into the product; its bfloat16 output feeds the next product as is.
+            attended = linear(context, layer.out, layer.out_bias, "none", [], "")
+            hidden = F.layer_norm(attended.float() + hidden, (self.hidden,), *layer.norm1, self.eps)
+            # GELU (erf) fused into the product; its output feeds the next product as is.
             activated = linear(hidden.to(self.dtype), layer.up, layer.up_bias, "gelu", [], "none")
-            projected = linear(activated, layer.down, layer.down_bias, "none", [], "").float()
-            hidden = F.layer_norm(projected + hidden, (self.hidden,), *layer.norm2, self.eps)
+            projected = linear(activated, layer.down, layer.down_bias, "none", [], "")
+            hidden = F.layer_norm(projected.float() + hidden, (self.hidden,), *layer.norm2, self.eps)
         return hidden.mean(dim=0)
 
 
