@@ -43,7 +43,7 @@ class Command(BaseCommand):
         training.add_argument("--learning-rate", type=float)
         training.add_argument("--negatives", type=int, help="Hard negatives per pair (0: in-batch only).")
         training.add_argument("--scale", type=float,
-                              help="1 / temperature of the contrastive loss (default 20; e5 was trained at 100).")
+                              help="1 / temperature of the contrastive loss (default 100, e5's own).")
         training.add_argument("--loss", choices=("cached_mnrl", "mnrl"),
                               help="cached_mnrl (default: big batches in little memory) or plain mnrl.")
         training.add_argument("--mini-batch-size", type=int, help="Embedding batch of the cached loss.")
