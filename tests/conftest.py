@@ -60,6 +60,17 @@ def _tiny_model_by_default(settings, tiny_model_dir):
 
 
 @pytest.fixture
+def fresh_encoders():
+    """No encoder or cached query vector from an earlier test (tests that switch models or
+    precisions), and none left behind for the next."""
+    from embeddings.loading import clear_encoder_cache
+
+    clear_encoder_cache()
+    yield
+    clear_encoder_cache()
+
+
+@pytest.fixture
 def index_backend(settings, tmp_path):
     from kbsearch.index.registry import get_index_backend, reset_index_backend
 

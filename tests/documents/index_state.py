@@ -22,3 +22,16 @@ def database_state() -> dict[int, IndexedDocument]:
         )
         for document_id, chunk_ids in chunks.items()
     }
+
+
+def index_matches_database(index) -> bool:
+    """Whether ``index`` holds exactly the database's documents, each with its chunks and access list."""
+    documents = list(Document.objects.values_list("pk", flat=True))
+    held = index.indexed_documents(documents)
+    for document in Document.objects.prefetch_related("chunks", "access"):
+        entry = held.get(document.pk)
+        if entry is None or entry.chunk_ids != {chunk.pk for chunk in document.chunks.all()}:
+            return False
+        if entry.principals != {access.principal for access in document.access.all()}:
+            return False
+    return index.document_ids() == set(documents)

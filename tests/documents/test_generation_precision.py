@@ -19,20 +19,13 @@ from kbsearch.index.embedded import EmbeddedIndexBackend
 from kbsearch.index.weaviate.schema import parse_description
 from kbsearch.search.services import search_run
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_encoders")]
 
 FILES = {
     "_access.yaml": "principals: [public]\n",
     "vpn.en.md": "# VPN setup\n\nConnect to the VPN from home. Pick the nearest gateway.\n",
     "leave.en.md": "# Annual leave\n\nRequest leave in the HR portal.\n",
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_encoders():
-    clear_encoder_cache()
-    yield
-    clear_encoder_cache()
 
 
 @pytest.fixture

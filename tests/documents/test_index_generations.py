@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from connectors.services import source_create, source_sync
-from embeddings.loading import clear_encoder_cache, encoder_for, encoder_for_spec
+from embeddings.loading import encoder_for, encoder_for_spec
 from kbsearch.documents.generations import (
     ReembedBusy,
     index_generation_rollback,
@@ -24,7 +24,7 @@ from kbsearch.documents.models import Chunk, Document, ReembedRun
 from kbsearch.index.base import IndexMismatch, SearchFilters
 from kbsearch.search.services import search_run
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_encoders")]
 
 FILES = {
     "_access.yaml": "principals: [public]\n",
@@ -34,13 +34,6 @@ FILES = {
     "hr/salary.en.md": "# Salary bands\n\nBand L3 pays a VPN allowance.\n",
 }
 PUBLIC = SearchFilters(principals=frozenset({"public"}))
-
-
-@pytest.fixture(autouse=True)
-def _fresh_encoders():
-    clear_encoder_cache()
-    yield
-    clear_encoder_cache()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from kbsearch.documents.services import documents_ingest
 from kbsearch.index.base import BatchResult, ItemFailure
 from kbsearch.ingest.inputs import DocumentInput
 from kbsearch.ingest.parsers import Block
+from tests.documents.index_state import index_matches_database
 
 pytestmark = pytest.mark.django_db
 FIRST_TWO = sum(size for size, _ in zip(ingest_batches.batch_targets(), range(2)))
@@ -44,18 +45,6 @@ def rows(source_key: str) -> dict[str, tuple]:
             sorted(access.principal for access in document.access.all()),
         )
     return found
-
-
-def index_matches_database(index) -> bool:
-    documents = list(Document.objects.values_list("pk", flat=True))
-    held = index.indexed_documents(documents)
-    for document in Document.objects.prefetch_related("chunks", "access"):
-        entry = held.get(document.pk)
-        if entry is None or entry.chunk_ids != {chunk.pk for chunk in document.chunks.all()}:
-            return False
-        if entry.principals != {access.principal for access in document.access.all()}:
-            return False
-    return index.document_ids() == set(documents)
 
 
 def first_and_second_pass() -> tuple[list[DocumentInput], list[DocumentInput]]:

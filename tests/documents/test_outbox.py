@@ -8,6 +8,7 @@ from kbsearch.documents.outbox import index_changes_record, index_changes_replay
 from kbsearch.documents.tasks import index_changes_replay_task
 from tests.connectors.sync_state import make_share, write
 from tests.counting_encoder import CountingEncoder
+from tests.documents.index_state import index_matches_database
 
 pytestmark = pytest.mark.django_db
 
@@ -20,18 +21,6 @@ def source(tmp_path, tiny_encoder, index_backend):
     return source
 
 
-def _index_matches_database(index) -> bool:
-    documents = list(Document.objects.values_list("pk", flat=True))
-    held = index.indexed_documents(documents)
-    for document in Document.objects.prefetch_related("chunks", "access"):
-        entry = held.get(document.pk)
-        if entry is None or entry.chunk_ids != {chunk.pk for chunk in document.chunks.all()}:
-            return False
-        if entry.principals != {access.principal for access in document.access.all()}:
-            return False
-    return index.document_ids() == set(documents)
-
-
 def test_periodic_task_replays_work_left_by_a_dead_run(source, tmp_path, tiny_encoder, index_backend):
     write(tmp_path / "share" / "welcome.md", "# Welcome\n\nThe cafeteria moved to building B.\n")
     faults.arm("documents.store.committed")
@@ -40,11 +29,11 @@ def test_periodic_task_replays_work_left_by_a_dead_run(source, tmp_path, tiny_en
             source_sync(source=source, encoder=tiny_encoder)
     finally:
         faults.disarm_all()
-    assert not _index_matches_database(index_backend)
+    assert not index_matches_database(index_backend)
 
     assert index_changes_replay_task.apply().get() == 1
 
-    assert _index_matches_database(index_backend)
+    assert index_matches_database(index_backend)
     assert not PendingIndexChange.objects.exists()
 
 
@@ -59,7 +48,7 @@ def test_replay_is_idempotent_and_reembeds_only_what_the_index_lacks(source, tin
 
     assert index_changes_replay(source_id=source.pk, index=index_backend, encoder=encoder) == 2
     assert encoder.passages == Chunk.objects.filter(document=welcome).count()
-    assert _index_matches_database(index_backend)
+    assert index_matches_database(index_backend)
 
     index_changes_record(documents=[(welcome.pk, source.pk), (salary.pk, source.pk)], kind="upsert")
     assert index_changes_replay(source_id=source.pk, index=index_backend, encoder=encoder) == 2
@@ -77,7 +66,7 @@ def test_a_later_state_supersedes_an_earlier_record(source, tiny_encoder, index_
     index_changes_replay(source_id=source.pk, index=index_backend, encoder=tiny_encoder)
 
     assert welcome.pk not in index_backend.document_ids()
-    assert _index_matches_database(index_backend)
+    assert index_matches_database(index_backend)
 
 
 def test_records_of_a_deleted_source_are_replayed_without_it(source, index_backend):
@@ -127,4 +116,4 @@ def test_chunks_the_index_refuses_are_document_errors_kept_for_replay(source, tm
     encoder.poisoned = False
     assert index_changes_replay(source_id=source.pk, index=index_backend, encoder=encoder) == 1
     assert not PendingIndexChange.objects.exists()
-    assert _index_matches_database(index_backend)
+    assert index_matches_database(index_backend)

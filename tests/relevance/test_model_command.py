@@ -7,21 +7,13 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from connectors.services import source_create, source_sync
-from embeddings.loading import clear_encoder_cache
 from kbsearch.relevance.management.commands import train as train_command
 from kbsearch.relevance.models import ModelVersion, TrainingRun
 from kbsearch.relevance.training_runs import training_run_start
 from tests.relevance.training_fixtures import relevance_settings, write_snapshot  # noqa: F401
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("relevance_settings")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("relevance_settings", "fresh_encoders")]
 TINY = ["--epochs", "8", "--batch-size", "8", "--learning-rate", "0.002", "--scale", "25"]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_encoders():
-    clear_encoder_cache()
-    yield
-    clear_encoder_cache()
 
 
 @pytest.fixture

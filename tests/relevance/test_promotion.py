@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from connectors.services import source_create, source_sync
-from embeddings.loading import clear_encoder_cache, encoder_for, encoder_for_spec
+from embeddings.loading import encoder_for, encoder_for_spec
 from kbsearch.documents.generations import ReembedBusy, index_reembed_start
 from kbsearch.documents.models import ReembedRun
 from kbsearch.relevance.models import ModelVersion
@@ -23,20 +23,13 @@ from kbsearch.relevance.training_runs import training_run_execute, training_run_
 from kbsearch.search.services import search_run
 from tests.relevance.training_fixtures import TINY_PARAMS, relevance_settings, write_snapshot  # noqa: F401
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("relevance_settings")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("relevance_settings", "fresh_encoders")]
 
 FILES = {
     "_access.yaml": "principals: [public]\n",
     "vpn.en.md": "# VPN\n\nThe remote gateway needs the client installed and a token.\n",
     "leave.en.md": "# Leave\n\nAnnual holidays are requested in the HR portal.\n",
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_encoders():
-    clear_encoder_cache()
-    yield
-    clear_encoder_cache()
 
 
 @pytest.fixture

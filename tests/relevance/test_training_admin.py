@@ -5,13 +5,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from connectors.services import source_create, source_sync
-from embeddings.loading import clear_encoder_cache, encoder_for_spec
+from embeddings.loading import encoder_for_spec
 from kbsearch.documents.models import ReembedRun
 from kbsearch.relevance.models import ModelVersion, TrainingRun
 from kbsearch.relevance.registry import model_versions_reconcile
 from tests.relevance.training_fixtures import relevance_settings, write_snapshot  # noqa: F401
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("relevance_settings")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("relevance_settings", "fresh_encoders")]
 RUNS, VERSIONS = "/admin/relevance/trainingrun/", "/admin/relevance/modelversion/"
 REPORT = {
     "baseline": {"spec": "base", "fingerprint": "?"},
@@ -25,13 +25,6 @@ REPORT = {
     ],
     "verdict": {"passed": True, "reasons": ["in-domain hybrid nDCG@10 0.8000 -> 0.8500 (+0.0500; needs +0.0050)"]},
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_encoders():
-    clear_encoder_cache()
-    yield
-    clear_encoder_cache()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from embeddings.encoder import Encoder
-from embeddings.loading import clear_encoder_cache, encoder_for_spec
+from embeddings.loading import encoder_for_spec
 from embeddings.training import TRAINING_INFO_FILE
 from kbsearch.relevance import training_runs
 from kbsearch.relevance.gate import IN_DOMAIN, METRICS
@@ -15,14 +15,7 @@ from kbsearch.relevance.models import ModelVersion, TrainingRun
 from kbsearch.relevance.training_runs import training_run_cancel, training_run_execute, training_run_start
 from tests.relevance.training_fixtures import TINY_PARAMS, relevance_settings, write_snapshot  # noqa: F401
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("relevance_settings")]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_encoders():
-    clear_encoder_cache()
-    yield
-    clear_encoder_cache()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("relevance_settings", "fresh_encoders")]
 
 
 def run_to_end(snapshot, **options) -> TrainingRun:
