@@ -300,9 +300,12 @@ def measure(url: str, keys: dict[str, str], levels: list[int], requests: int, wa
 def paced_level(value: str) -> tuple[int, float]:
     clients, _, rate = value.partition(":")
     try:
-        return int(clients), float(rate)
+        clients_count, searches_per_second = int(clients), float(rate)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected CLIENTS:RATE, e.g. 8:40, got {value!r}") from None
+    if clients_count < 1 or not searches_per_second > 0:
+        raise argparse.ArgumentTypeError(f"CLIENTS must be >= 1 and RATE > 0, got {value!r}")
+    return clients_count, searches_per_second
 
 
 def main() -> None:

@@ -39,6 +39,8 @@ def test_single_queries_take_the_lean_forward_and_get_the_models_vectors(tiny_mo
     encoder = Encoder(str(tiny_model_dir), precision=precision)
     # A CPU that cannot run bfloat16 products in oneDNN has no lean bfloat16 forward (autocast instead).
     assert encoder.lean_queries == packing_supported(getattr(torch, precision))
+    if not encoder.lean_queries:
+        return  # nothing to compare: single queries take the model's own forward here
     # The longest query the model takes, cut at max_seq_length like every other.
     texts = QUERIES + ["the quarterly OKR review " * 200]
     lean, reference = _lean(encoder, texts), _model_forward(encoder, texts)
