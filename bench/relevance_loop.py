@@ -56,12 +56,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     budget.add_argument("--learning-rate", type=float)
     budget.add_argument("--scale", type=float, help="1 / temperature of the loss (manage.py train --scale)")
     budget.add_argument("--bf16", action="store_true")
+    budget.add_argument("--lora", action="store_true", help="train LoRA adapters (manage.py train --lora)")
     budget.add_argument("--gate", action="store_true", help="also run the product gate after training")
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--regression-set", action="append", type=Path, dest="regression_sets",
                             help="repeatable; default every other set under ../shared/eval")
     evaluation.add_argument("--max-queries", type=int, default=0,
                             help="questions per regression set at most (0: all); the test half is always whole")
+    evaluation.add_argument("--heldout", action="store_true",
+                            help="also evaluate the training log's held-out part, the one to choose settings on")
     evaluation.add_argument("--model", help="the default model's spec (default KBSEARCH_EMBEDDING_MODEL)")
     parser.add_argument("--output", type=Path, help="path without suffix for .json and .md "
                         "(default var/relevance-measure/<set>-<split>-<time>)")
@@ -90,6 +93,8 @@ def train_arguments(args: argparse.Namespace, snapshot_id: int) -> list[str]:
             arguments += ["--" + option.replace("_", "-"), str(value)]
     if args.bf16:
         arguments.append("--bf16")
+    if args.lora:
+        arguments.append("--lora")
     if not args.gate:
         arguments.append("--no-evaluate")
     return arguments
@@ -188,7 +193,7 @@ def measure(args: argparse.Namespace, tmp: str) -> dict:
 
     from kbsearch.relevance.gate import GateOptions, gate_evaluate
     from kbsearch.relevance.models import TrainingRun
-    from kbsearch.relevance.registry import load_encoder
+    from kbsearch.relevance.registry import heldout_dir, load_encoder
 
     phases, commands = Phases(), []
     call_command("migrate", verbosity=0)
@@ -225,6 +230,14 @@ def measure(args: argparse.Namespace, tmp: str) -> dict:
         test_report = gate_evaluate(baseline=baseline, candidate=candidate, heldout_dir=test_dir, options=GateOptions.from_settings(
             {"regression_sets": [], "modes": list(MODES), "gate_mode": "hybrid", "max_queries": 0}))
     test_report["sets"][0]["name"] = f"{args.set.name} test half ({args.split} split)"
+    if args.heldout:
+        # Settings are chosen on this part of the training log, never on the test half above.
+        with phases.phase("evaluate held-out part"):
+            heldout_report = gate_evaluate(baseline=baseline, candidate=candidate, heldout_dir=heldout_dir(version.snapshot),
+                                           options=GateOptions.from_settings({"regression_sets": [], "modes": list(MODES),
+                                                                              "gate_mode": "hybrid", "max_queries": 0}))
+        heldout_report["sets"][0]["name"] = f"{args.set.name} held-out part of the training log"
+        test_report["sets"] = heldout_report["sets"] + test_report["sets"]
     _keep(args, {"test": test_report})
     regression_report = {"sets": []}
     if args.regression_sets:
