@@ -4,11 +4,14 @@ Every value comes from the environment, with defaults measured on a 2-core machi
 (docs/benchmarks.md, bench/bench_api.py):
 
 - ``KBSEARCH_WEB_BIND`` (127.0.0.1:8000; the image sets 0.0.0.0:8000), ``KBSEARCH_WEB_WORKERS`` (2:
-  one process per core), ``KBSEARCH_WEB_THREADS`` (4 per worker: a search spends part of its time in
-  numpy and torch with the GIL released, and the rest of a request waits on the database).
+  one process per core), ``KBSEARCH_WEB_THREADS`` (2 per worker: a probe or a slow request still
+  gets a thread while a search runs; more threads only contend for the worker's GIL, which cost
+  throughput and doubled the p95 at 8 clients), ``KBSEARCH_WEB_WORKER_CONNECTIONS`` (as many as
+  the threads: a worker takes no connection it has no free thread for, see below).
 - ``KBSEARCH_WEB_TIMEOUT`` (60 s: a worker silent this long is killed), ``KBSEARCH_WEB_GRACEFUL_TIMEOUT``
   (30 s: on SIGTERM a worker stops accepting, finishes its requests within this, then exits; keep
-  Kubernetes' terminationGracePeriodSeconds above it), ``KBSEARCH_WEB_KEEPALIVE`` (5 s).
+  Kubernetes' terminationGracePeriodSeconds above it), ``KBSEARCH_WEB_KEEPALIVE`` (5 s, only when
+  the connections exceed the threads: by default connections close after each response).
 - ``KBSEARCH_WEB_TORCH_THREADS`` (the usable CPUs divided by the workers, at least 1): PyTorch
   threads per worker for encoding queries. Workers encode at the same time, so more would only
   oversubscribe the cores; on a busy machine a two-thread forward waits for both threads at each of
@@ -69,11 +72,19 @@ METRICS_DIRECTORY, _METRICS_DIRECTORY_MADE_HERE = _metrics_directory()
 wsgi_app = "kbsearch.wsgi:application"
 bind = [address.strip() for address in os.environ.get("KBSEARCH_WEB_BIND", "127.0.0.1:8000").split(",") if address.strip()]
 workers = _env_int("KBSEARCH_WEB_WORKERS", 2)
-threads = _env_int("KBSEARCH_WEB_THREADS", 4)
+threads = _env_int("KBSEARCH_WEB_THREADS", 2)
 worker_class = "gthread" if threads > 1 else "sync"
+# Connections a worker holds at once, kept-alive ones included. gunicorn's default (1000) lets one
+# worker accept more searches than its threads serve while the other idles, and those wait behind
+# each other; bounded by the threads, the rest stay in the kernel's accept queue, which whichever
+# worker frees a thread first takes from (docs/benchmarks.md: p95 at 8 clients 109 -> 59-76 ms).
+worker_connections = _env_int("KBSEARCH_WEB_WORKER_CONNECTIONS", threads)
 timeout = _env_int("KBSEARCH_WEB_TIMEOUT", 60)
 graceful_timeout = _env_int("KBSEARCH_WEB_GRACEFUL_TIMEOUT", 30)
-keepalive = _env_int("KBSEARCH_WEB_KEEPALIVE", 5)
+# A kept-alive connection holds one of the worker's connections while it idles, so it is only
+# offered when there are connections beyond the threads (gunicorn warns otherwise); behind the
+# ingress, a closed connection costs the proxy one TCP handshake inside the cluster.
+keepalive = _env_int("KBSEARCH_WEB_KEEPALIVE", 5) if worker_connections > threads else 0
 preload_app = _env_bool("KBSEARCH_WEB_PRELOAD", True)
 # Worker heartbeats in memory, not on a (possibly read-only) root filesystem.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None

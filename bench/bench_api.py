@@ -17,7 +17,7 @@ gunicorn workers count once).
 ``gunicorn-nocache`` is gunicorn with the query vector cache off (``KBSEARCH_QUERY_CACHE_SIZE=0``):
 the 16 queries repeat, so with the cache on only the first of each is encoded. A gunicorn server
 may name its shape, ``gunicorn:1x8`` (workers x threads; PyTorch threads per worker follow:
-cores / workers), to compare shapes in one run. ``--before-tree``
+cores / workers) or ``gunicorn:2x4c4`` (and connections per worker), to compare shapes in one run. ``--before-tree``
 runs the ``runserver`` rows from another checkout (the code before a change, e.g. from ``git
 worktree add``), against the same database and index.
 
@@ -116,9 +116,14 @@ def server_command(kind: str, port: int, root: Path = ROOT) -> tuple[list[str], 
         env.update(KBSEARCH_SECRET_KEY=secrets.token_urlsafe(50), KBSEARCH_PROXY_SSL_HEADER="X-Forwarded-Proto")
         if kind == "gunicorn-nocache":
             env["KBSEARCH_QUERY_CACHE_SIZE"] = "0"
-        if shape:  # "2x4": workers x threads, for comparing shapes in one run
-            workers, threads = shape.split("x")
+        if shape:  # "2x4" or "2x4c8": workers x threads [connections per worker], for comparing shapes
+            match = re.fullmatch(r"(\d+)x(\d+)(?:c(\d+))?", shape)
+            if not match:
+                raise SystemExit(f"bad gunicorn shape {shape!r}: WORKERSxTHREADS[cCONNECTIONS], e.g. 2x4 or 2x4c8")
+            workers, threads, connections = match.groups()
             env.update(KBSEARCH_WEB_WORKERS=workers, KBSEARCH_WEB_THREADS=threads)
+            if connections:
+                env["KBSEARCH_WEB_WORKER_CONNECTIONS"] = connections
         command = [sys.executable, "-m", "gunicorn", "-c", str(root / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}"]
         return command, env
     raise SystemExit(f"unknown server {kind!r}: runserver, gunicorn[:WxT] or gunicorn-nocache[:WxT]")
@@ -343,9 +348,11 @@ def main() -> None:
     workers = os.environ.get("KBSEARCH_WEB_WORKERS", "2 (default)")
     threads = os.environ.get("KBSEARCH_WEB_THREADS", "4 (default)")
     torch_threads = os.environ.get("KBSEARCH_WEB_TORCH_THREADS", "cores / workers (default)")
+    connections = os.environ.get("KBSEARCH_WEB_WORKER_CONNECTIONS", "2 x threads (default)")
     print(
         f"{len(QUERIES)} queries x {len(USERS)} users, {args.requests} requests per level, {os.cpu_count()} cores; "
         f"gunicorn (unless the server names its shape): {workers} workers x {threads} threads, "
+        f"{connections} connections per worker, "
         f"preload {os.environ.get('KBSEARCH_WEB_PRELOAD', 'on (default)')}, torch threads per worker {torch_threads}\n"
     )
     print("| server | clients | requests | req/s | p50 ms | p95 ms | server p50 ms | server p95 ms | "

@@ -124,6 +124,10 @@ def test_the_expected_workloads_are_rendered(values_name):
     web = _named(values_name, "Deployment", "kb-kbsearch-web")["spec"]["template"]["spec"]["containers"][0]
     assert web["command"][:3] == ["gunicorn", "--config", "gunicorn.conf.py"]
     assert web["command"][-1] == "kbsearch.wsgi"
+    # gunicorn.conf.py derives connections and PyTorch threads from these, so they are not flags.
+    assert {"--workers", "--threads"}.isdisjoint(web["command"])
+    web_env = {item["name"]: item.get("value") for item in web["env"]}
+    assert (web_env["KBSEARCH_WEB_WORKERS"], web_env["KBSEARCH_WEB_THREADS"]) == ("2", "2")
     assert {item["kind"] for item in _rendered(values_name)} >= {"Service", "PodDisruptionBudget", "ConfigMap", "ServiceAccount"}
 
 
@@ -252,7 +256,7 @@ def test_secrets_are_only_referenced_never_inlined(values_name):
 
 def test_every_secret_comes_from_the_named_existing_secret():
     web = _named("production", "Deployment", "kb-kbsearch-web")["spec"]["template"]["spec"]["containers"][0]
-    references = {v["name"]: v["valueFrom"]["secretKeyRef"]["name"] for v in web["env"]}
+    references = {v["name"]: v["valueFrom"]["secretKeyRef"]["name"] for v in web["env"] if "valueFrom" in v}
     assert references == {
         "KBSEARCH_SECRET_KEY": "kbsearch-prod", "DATABASE_URL": "kbsearch-prod",
         "KBSEARCH_BROKER_URL": "kbsearch-prod", "KBSEARCH_CACHE_URL": "kbsearch-prod",

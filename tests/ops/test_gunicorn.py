@@ -18,8 +18,8 @@ spec = importlib.util.spec_from_file_location("conf", "gunicorn.conf.py")
 conf = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(conf)
 print(json.dumps({name: getattr(conf, name) for name in (
-    "bind", "workers", "threads", "worker_class", "timeout", "graceful_timeout", "preload_app",
-    "wsgi_app", "control_socket_disable", "accesslog")} | {"metrics_dir": os.environ["PROMETHEUS_MULTIPROC_DIR"]}))
+    "bind", "workers", "threads", "worker_class", "worker_connections", "keepalive", "timeout", "graceful_timeout",
+    "preload_app", "wsgi_app", "control_socket_disable", "accesslog")} | {"metrics_dir": os.environ["PROMETHEUS_MULTIPROC_DIR"]}))
 """
 
 
@@ -38,7 +38,8 @@ def test_the_config_reads_workers_threads_and_timeouts_from_the_environment(tmp_
     result = read_conf(env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
-        "bind": ["0.0.0.0:8000"], "workers": 3, "threads": 1, "worker_class": "sync", "timeout": 60,
+        "bind": ["0.0.0.0:8000"], "workers": 3, "threads": 1, "worker_class": "sync", "worker_connections": 1,
+        "keepalive": 0, "timeout": 60,
         "graceful_timeout": 20, "preload_app": False, "wsgi_app": "kbsearch.wsgi:application",
         "control_socket_disable": True, "accesslog": None, "metrics_dir": str(metrics_dir),
     }
@@ -50,10 +51,15 @@ def test_the_config_defaults_and_a_bad_value(tmp_path):
     assert defaults.returncode == 0, defaults.stderr
     values = json.loads(defaults.stdout)
     assert (values["bind"], values["workers"], values["threads"], values["worker_class"], values["preload_app"]) == (
-        ["127.0.0.1:8000"], 2, 4, "gthread", True,
+        ["127.0.0.1:8000"], 2, 2, "gthread", True,
     )
+    # A worker takes only the connections its threads serve; none is left to keep one alive.
+    assert (values["worker_connections"], values["keepalive"]) == (2, 0)
     assert Path(values["metrics_dir"]).is_dir()
     Path(values["metrics_dir"]).rmdir()
+    spare = json.loads(read_conf(production_env(tmp_path / "var", KBSEARCH_WEB_WORKER_CONNECTIONS="6")).stdout)
+    assert (spare["threads"], spare["worker_connections"], spare["keepalive"]) == (2, 6, 5)
+    Path(spare["metrics_dir"]).rmdir()
     bad = read_conf(production_env(tmp_path / "var", KBSEARCH_WEB_WORKERS="0"))
     assert bad.returncode != 0 and "KBSEARCH_WEB_WORKERS must be a positive integer" in bad.stderr
 
