@@ -346,9 +346,9 @@ def main() -> None:
         label = f"{kind} ({_commit(root)})" if args.before_tree else kind
         results.extend((label, row, memory) for row in rows)
     workers = os.environ.get("KBSEARCH_WEB_WORKERS", "2 (default)")
-    threads = os.environ.get("KBSEARCH_WEB_THREADS", "4 (default)")
+    threads = os.environ.get("KBSEARCH_WEB_THREADS", "2 (default)")
     torch_threads = os.environ.get("KBSEARCH_WEB_TORCH_THREADS", "cores / workers (default)")
-    connections = os.environ.get("KBSEARCH_WEB_WORKER_CONNECTIONS", "2 x threads (default)")
+    connections = os.environ.get("KBSEARCH_WEB_WORKER_CONNECTIONS", "as many as threads (default)")
     print(
         f"{len(QUERIES)} queries x {len(USERS)} users, {args.requests} requests per level, {os.cpu_count()} cores; "
         f"gunicorn (unless the server names its shape): {workers} workers x {threads} threads, "

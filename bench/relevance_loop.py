@@ -55,6 +55,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     budget.add_argument("--batch-size", type=int)
     budget.add_argument("--learning-rate", type=float)
     budget.add_argument("--scale", type=float, help="1 / temperature of the loss (manage.py train --scale)")
+    budget.add_argument("--update-fraction", type=float, help="share of the update kept (manage.py train --update-fraction)")
+    budget.add_argument("--also-update-fraction", type=float, metavar="F",
+                        help="also measure the trained model pulled back to this share of its update, "
+                             "blended from the same run (embeddings.update_fraction), on the same sets")
     budget.add_argument("--bf16", action="store_true")
     budget.add_argument("--lora", action="store_true", help="train LoRA adapters (manage.py train --lora)")
     budget.add_argument("--gate", action="store_true", help="also run the product gate after training")
@@ -87,7 +91,7 @@ def default_regression_sets(trained: Path) -> list[Path]:
 def train_arguments(args: argparse.Namespace, snapshot_id: int) -> list[str]:
     """``manage.py train`` arguments for this measurement."""
     arguments = ["--snapshot", str(snapshot_id), "--foreground"]
-    for option in ("max_minutes", "max_steps", "epochs", "batch_size", "learning_rate", "scale"):
+    for option in ("max_minutes", "max_steps", "epochs", "batch_size", "learning_rate", "scale", "update_fraction"):
         value = getattr(args, option)
         if value is not None:
             arguments += ["--" + option.replace("_", "-"), str(value)]
@@ -247,7 +251,13 @@ def measure(args: argparse.Namespace, tmp: str) -> dict:
                  "gate_mode": "hybrid", "max_queries": args.max_queries}))
             regression_report["sets"] = [entry for entry in regression_report["sets"] if entry["kind"] != "in-domain"]
         _keep(args, {"test": test_report, "regression": regression_report})
+    blended = None
+    if args.also_update_fraction is not None:
+        with phases.phase(f"evaluate the update x {args.also_update_fraction}"):
+            blended = _measure_blend(args, tmp, baseline, version, test_reports=(test_report, regression_report))
+        _keep(args, {"test": test_report, "regression": regression_report, "blended": blended})
     return {
+        "blended": blended,
         "set": str(args.set), "split": args.split, "commands": commands,
         "snapshot": {"id": snapshot["id"], "summary": snapshot["summary"]},
         "training": {"params": run.params, "steps": run.step, "total_steps": run.total_steps, "stop_reason": run.stop_reason,
@@ -258,6 +268,40 @@ def measure(args: argparse.Namespace, tmp: str) -> dict:
         "rows": rows_from_reports(test_report, regression_report),
         "machine": {"cpus": os.cpu_count(), "load_end": [round(v, 2) for v in os.getloadavg()]},
     }
+
+
+def _measure_blend(args: argparse.Namespace, tmp: str, baseline, version, *, test_reports: tuple[dict, dict]) -> dict:
+    """The trained model pulled back to a share of its update, evaluated on the sets the trained one was."""
+    from django.conf import settings
+
+    from embeddings.loading import resolve_model
+    from embeddings.update_fraction import blend_saved_models
+    from kbsearch.relevance.gate import GateOptions, gate_evaluate
+    from kbsearch.relevance.registry import heldout_dir, load_encoder
+
+    cache = Path(settings.KBSEARCH_MODEL_CACHE_DIR)
+    folder = blend_saved_models(
+        original_dir=Path(resolve_model(settings.KBSEARCH_EMBEDDING_MODEL, cache_dir=cache)),
+        trained_dir=Path(resolve_model(version.spec, cache_dir=cache)),
+        fraction=args.also_update_fraction, output_dir=Path(tmp) / "blended",
+    )
+    candidate = load_encoder(str(folder))
+    sets = []
+    for entry in test_reports[0]["sets"] + test_reports[1]["sets"]:
+        if entry.get("error"):
+            continue
+        if entry["name"].endswith("held-out part of the training log"):
+            directory = heldout_dir(version.snapshot)
+        elif entry["kind"] == "in-domain":
+            directory = Path(tmp) / "test-half"
+        else:
+            directory = next(path for path in args.regression_sets if path.name == entry["name"])
+        report = gate_evaluate(baseline=baseline, candidate=candidate, heldout_dir=directory, options=GateOptions.from_settings(
+            {"regression_sets": [], "modes": list(MODES), "gate_mode": "hybrid",
+             "max_queries": 0 if entry["kind"] == "in-domain" else args.max_queries}))
+        report["sets"][0]["name"], report["sets"][0]["kind"] = entry["name"], entry["kind"]
+        sets.append(report["sets"][0])
+    return {"fraction": args.also_update_fraction, "rows": rows_from_reports({"sets": sets})}
 
 
 def main(argv=None) -> None:
@@ -275,6 +319,9 @@ def main(argv=None) -> None:
             f"Regression sets: {result['max_queries_regression'] or 'all'} questions each at most. "
             f"Whole run {result['wall_seconds']:.0f} s wall, {result['cpu_seconds']:.0f} s CPU.\n\n"
             + markdown_table(result["rows"]))
+    if result["blended"]:
+        text += (f"\nThe same model with {result['blended']['fraction']} of its update kept:\n\n"
+                 + markdown_table(result["blended"]["rows"]))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.with_suffix(".json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
     args.output.with_suffix(".md").write_text(text, encoding="utf-8")

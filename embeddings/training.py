@@ -37,11 +37,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from transformers import PrinterCallback, TrainerCallback
+from transformers import PrinterCallback, TrainerCallback, set_seed
 
 from embeddings.encoder import PASSAGE_PREFIX, QUERY_PREFIX, configure_torch_threads, model_kwargs_for
 from embeddings.st_build import make_readable, staging_dir
 from embeddings.training_losses import weighted_loss
+from embeddings.update_fraction import UpdateFraction
 
 TRAINING_INFO_FILE = "kbsearch_training.json"
 LOSSES = ("mnrl", "cached_mnrl")
@@ -109,6 +110,9 @@ class TrainingParams:
     bf16: bool = False
     seed: int = 42
     lora: LoraParams | None = None
+    # The share of the update kept: original + fraction x (trained - original), after training
+    # (embeddings/update_fraction.py). 1 keeps the trained weights as they are.
+    update_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -134,6 +138,8 @@ class TrainingParams:
             problems.append("scale must be > 0")
         if self.max_seq_length < 8:
             problems.append("max_seq_length must be >= 8")
+        if not 0 < self.update_fraction <= 1:
+            problems.append("update_fraction must be in (0, 1]")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -239,10 +245,13 @@ def train_model(
     model = SentenceTransformer(str(base_model), device="cpu", model_kwargs=model_kwargs_for(str(base_model)))
     serving_length = model.max_seq_length
     model.max_seq_length = min(params.max_seq_length, serving_length or params.max_seq_length)
-    if params.lora is not None:
-        _add_lora(model, params.lora)
-    elif params.freeze_token_embeddings:
+    if params.lora is not None or params.freeze_token_embeddings:
+        # LoRA freezes every base weight anyway; frozen here first, the table is not remembered below.
         model.transformers_model.get_input_embeddings().weight.requires_grad_(False)
+    update = UpdateFraction.remember(model, params.update_fraction)
+    if params.lora is not None:
+        set_seed(params.seed)  # the adapters start random: seeded, a run can be repeated
+        _add_lora(model, params.lora)
     rows, negatives = _dataset_rows(pairs, params)
     batches_per_epoch = math.ceil(len(pairs) / params.batch_size)
     total_steps = max(1, math.ceil(params.epochs * batches_per_epoch))
@@ -262,6 +271,7 @@ def train_model(
         raise TrainingCancelled
     if params.lora is not None:
         _merge_lora(model)
+    update.apply(model)
     model.max_seq_length = serving_length
     seconds = time.monotonic() - started
     steps = control.steps

@@ -37,6 +37,16 @@ def test_budget_options_pass_through_and_the_gate_is_skipped_by_default(tmp_path
     assert "--bf16" in arguments and "--no-evaluate" in arguments and "--epochs" not in arguments
     gated = loop.train_arguments(loop.parse_args(["--set", str(tmp_path), "--gate", "--regression-set", "x"]), 7)
     assert "--no-evaluate" not in gated
+    assert "--lora" not in arguments and "--update-fraction" not in arguments
+
+
+def test_lora_and_the_update_fraction_pass_through_and_a_blend_is_only_measured(tmp_path):
+    args = loop.parse_args(["--set", str(tmp_path), "--lora", "--update-fraction", "0.5", "--heldout",
+                            "--also-update-fraction", "0.3", "--regression-set", str(tmp_path / "x")])
+    arguments = loop.train_arguments(args, 7)
+    assert "--lora" in arguments and ["--update-fraction", "0.5"] == arguments[arguments.index("--update-fraction"):][:2]
+    # The blend is made from the trained model afterwards; training itself is not told about it.
+    assert "0.3" not in arguments and (args.also_update_fraction, args.heldout) == (0.3, True)
 
 
 def test_training_data_options_come_from_what_simulate_use_printed():

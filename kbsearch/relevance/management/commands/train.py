@@ -48,6 +48,8 @@ class Command(BaseCommand):
                               help="cached_mnrl (default: big batches in little memory) or plain mnrl.")
         training.add_argument("--mini-batch-size", type=int, help="Embedding batch of the cached loss.")
         training.add_argument("--lora", action="store_true", help="Train LoRA adapters (needs peft), merged when saved.")
+        training.add_argument("--update-fraction", type=float,
+                              help="Keep this share of the update: original + f x (trained - original) (default 1).")
         training.add_argument("--no-weights", action="store_true", help="Ignore the pairs' weights.")
         training.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPUs with bf16 units).")
         training.add_argument("--seed", type=int)
@@ -133,7 +135,7 @@ def _params(options: dict) -> dict:
         "epochs": options["epochs"], "max_steps": options["max_steps"], "batch_size": options["batch_size"],
         "learning_rate": options["learning_rate"], "negatives_per_pair": options["negatives"],
         "mini_batch_size": options["mini_batch_size"], "seed": options["seed"], "loss": options["loss"],
-        "scale": options["scale"],
+        "scale": options["scale"], "update_fraction": options["update_fraction"],
         "max_seconds": None if options["max_minutes"] is None else options["max_minutes"] * 60,
     }
     params = {key: value for key, value in params.items() if value is not None}
