@@ -246,10 +246,9 @@ def measure(args: argparse.Namespace, tmp: str) -> dict:
     regression_report = {"sets": []}
     if args.regression_sets:
         with phases.phase("evaluate regression sets"):
-            regression_report = gate_evaluate(baseline=baseline, candidate=candidate, heldout_dir=None, options=GateOptions.from_settings(
+            regression_report = gate_evaluate(baseline=baseline, candidate=candidate, heldout_dir=None, in_domain=False, options=GateOptions.from_settings(
                 {"regression_sets": [str(path) for path in args.regression_sets], "modes": list(MODES),
                  "gate_mode": "hybrid", "max_queries": args.max_queries}))
-            regression_report["sets"] = [entry for entry in regression_report["sets"] if entry["kind"] != "in-domain"]
         _keep(args, {"test": test_report, "regression": regression_report})
     blended = None
     if args.also_update_fraction is not None:

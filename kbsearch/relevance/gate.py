@@ -114,10 +114,15 @@ def regression_set_dirs(paths) -> list[tuple[str, Path | None, str]]:
     return found
 
 
-def gate_evaluate(*, baseline, candidate, heldout_dir: Path | None, options: GateOptions) -> dict:
-    """Evaluate both encoders on the in-domain and regression sets; the report with its verdict."""
+def gate_evaluate(*, baseline, candidate, heldout_dir: Path | None, options: GateOptions, in_domain: bool = True) -> dict:
+    """Evaluate both encoders on the in-domain and regression sets; the report with its verdict.
+
+    ``in_domain=False`` evaluates the regression sets alone (a measurement, not a gate: its verdict
+    then always refuses for want of an in-domain set).
+    """
     started = time.monotonic()
     entries = [(IN_DOMAIN, IN_DOMAIN, heldout_dir, "" if heldout_dir else "the training data has no held-out set")]
+    entries = entries if in_domain else []
     entries += [(name, REGRESSION, path, error) for name, path, error in regression_set_dirs(options.regression_sets)]
     sets = []
     for name, kind, path, error in entries:

@@ -80,6 +80,15 @@ def test_a_set_that_cannot_be_read_refuses(sets, options, tmp_path):
     assert report["verdict"]["reasons"][0] == f"nowhere: not evaluated ({tmp_path / 'nowhere'} holds no BEIR set (no corpus.jsonl))"
 
 
+def test_regression_sets_alone_have_no_in_domain_entry_and_log_no_failure(sets, options, caplog):
+    report = gate_evaluate(baseline=BASELINE, candidate=CANDIDATE, heldout_dir=None, options=options, in_domain=False)
+    assert [entry["name"] for entry in report["sets"]] == ["animals"]
+    assert scores(report, "animals")["delta"]["ndcg@10"] < -0.005
+    assert "could not be evaluated" not in caplog.text
+    assert report["verdict"]["passed"] is False  # a measurement, never a pass: no in-domain set
+    assert report["verdict"]["reasons"][0] == "in-domain: not evaluated (no in-domain set)"
+
+
 def test_the_baselines_scores_are_cached(sets, options, monkeypatch):
     gate_evaluate(baseline=BASELINE, candidate=CANDIDATE, heldout_dir=sets[0], options=options)
     encoded = []
