@@ -13,7 +13,7 @@ from kbsearch.relevance.training_runs import training_run_start
 from tests.relevance.training_fixtures import relevance_settings, write_snapshot  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("relevance_settings", "fresh_encoders")]
-TINY = ["--epochs", "8", "--batch-size", "8", "--learning-rate", "0.002", "--scale", "25"]
+TINY = ["--epochs", "8", "--batch-size", "8", "--learning-rate", "0.002", "--scale", "25", "--update-fraction", "1"]
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ def query_weight(folder) -> torch.Tensor:
 @pytest.mark.parametrize("lora", [None, {"rank": 4}], ids=["whole model", "lora"])
 def test_training_with_half_the_update_lands_halfway(tmp_path, tiny_model_dir, lora):
     # The same seed and data train the same steps; only what is kept of them differs.
-    base = {"max_steps": 2, "batch_size": 8, "learning_rate": 1e-3, "lora": lora}
+    base = {"max_steps": 2, "batch_size": 8, "learning_rate": 1e-3, "lora": lora, "update_fraction": 1.0}
     full = train_model(base_model=tiny_model_dir, pairs=PAIRS, output_dir=tmp_path / "full",
                        params=TrainingParams.from_dict(base))
     half = train_model(base_model=tiny_model_dir, pairs=PAIRS, output_dir=tmp_path / "half",
@@ -74,3 +74,4 @@ def test_training_with_half_the_update_lands_halfway(tmp_path, tiny_model_dir, l
     assert torch.allclose(query_weight(blended), halfway, atol=1e-6)
     with pytest.raises(ValueError, match="update_fraction must be in"):
         TrainingParams(update_fraction=0)
+    assert TrainingParams().update_fraction == 0.5  # the default keeps half (docs/relevance.md, run 5)

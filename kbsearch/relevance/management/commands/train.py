@@ -49,7 +49,7 @@ class Command(BaseCommand):
         training.add_argument("--mini-batch-size", type=int, help="Embedding batch of the cached loss.")
         training.add_argument("--lora", action="store_true", help="Train LoRA adapters (needs peft), merged when saved.")
         training.add_argument("--update-fraction", type=float,
-                              help="Keep this share of the update: original + f x (trained - original) (default 1).")
+                              help="Keep this share of the update: original + f x (trained - original) (default 0.5).")
         training.add_argument("--no-weights", action="store_true", help="Ignore the pairs' weights.")
         training.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPUs with bf16 units).")
         training.add_argument("--seed", type=int)
