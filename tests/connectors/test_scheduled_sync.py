@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,6 +35,22 @@ def _celery(args: list[str], env: dict, log: Path) -> subprocess.Popen:
         [sys.executable, "-m", "celery", "-A", "kbsearch", *args],
         cwd=BASE_DIR, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
     )
+
+
+def _stop(process: subprocess.Popen, log: Path) -> None:
+    """SIGTERM, then SIGKILL after 30 s, so a stuck process cannot hide the test's verdict.
+
+    A slow exit is reported as a warning with the log's end: once (a CI run on 2026-11-23) beat
+    logged nothing after SIGTERM and was still running 30 s later, cause not found.
+    """
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
+        warnings.warn(f"{' '.join(process.args[3:5])} did not exit within 30 s of SIGTERM; killed. "
+                      f"Its log ends:\n{log.read_text()[-1500:]}", stacklevel=2)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -70,10 +87,8 @@ def test_beat_and_a_worker_process_run_a_scheduled_sync_through_redis(tmp_path, 
         else:
             pytest.fail("no scheduled sync succeeded within 120 s:\n" + (tmp_path / "worker.log").read_text()[-3000:])
     finally:
-        for process in (beat, worker):
-            process.terminate()
-        for process in (beat, worker):
-            process.wait(timeout=30)
+        _stop(beat, tmp_path / "beat.log")
+        _stop(worker, tmp_path / "worker.log")
 
     expected = {name for name in SHARE if not name.endswith("_access.yaml")}
     assert set(Document.objects.filter(source=source).values_list("external_id", flat=True)) == expected
