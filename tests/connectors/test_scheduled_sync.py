@@ -40,8 +40,11 @@ def _celery(args: list[str], env: dict, log: Path) -> subprocess.Popen:
 def _stop(process: subprocess.Popen, log: Path) -> None:
     """SIGTERM, then SIGKILL after 30 s, so a stuck process cannot hide the test's verdict.
 
-    A slow exit is reported as a warning with the log's end: once (a CI run on 2026-11-23) beat
-    logged nothing after SIGTERM and was still running 30 s later, cause not found.
+    A slow exit is reported as a warning with the log's end. Seen once (a CI run on 2026-11-23):
+    SIGTERM landed while beat was inside a database query; celery's shutdown handler then saved the
+    schedule on the same psycopg connection, whose lock the interrupted query still held, and beat
+    deadlocked (py-spy: DatabaseScheduler.sync under Cursor.execute). Left alive, it kept the
+    test database open and the next run could not create it.
     """
     process.terminate()
     try:
