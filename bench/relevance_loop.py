@@ -276,7 +276,7 @@ def _measure_blend(args: argparse.Namespace, tmp: str, baseline, version, *, tes
     from embeddings.loading import resolve_model
     from embeddings.update_fraction import blend_saved_models
     from kbsearch.relevance.gate import GateOptions, gate_evaluate
-    from kbsearch.relevance.registry import heldout_dir, load_encoder
+    from kbsearch.relevance.registry import load_encoder
 
     cache = Path(settings.KBSEARCH_MODEL_CACHE_DIR)
     folder = blend_saved_models(
@@ -289,13 +289,8 @@ def _measure_blend(args: argparse.Namespace, tmp: str, baseline, version, *, tes
     for entry in test_reports[0]["sets"] + test_reports[1]["sets"]:
         if entry.get("error"):
             continue
-        if entry["name"].endswith("held-out part of the training log"):
-            directory = heldout_dir(version.snapshot)
-        elif entry["kind"] == "in-domain":
-            directory = Path(tmp) / "test-half"
-        else:
-            directory = next(path for path in args.regression_sets if path.name == entry["name"])
-        report = gate_evaluate(baseline=baseline, candidate=candidate, heldout_dir=directory, options=GateOptions.from_settings(
+        # The folder the gate read it from: a regression set may have come from a folder of sets.
+        report = gate_evaluate(baseline=baseline, candidate=candidate, heldout_dir=Path(entry["path"]), options=GateOptions.from_settings(
             {"regression_sets": [], "modes": list(MODES), "gate_mode": "hybrid",
              "max_queries": 0 if entry["kind"] == "in-domain" else args.max_queries}))
         report["sets"][0]["name"], report["sets"][0]["kind"] = entry["name"], entry["kind"]

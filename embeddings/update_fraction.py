@@ -22,17 +22,13 @@ class UpdateFraction:
     """Weights before training, to pull the trained ones back toward with ``apply``."""
 
     def __init__(self, original: dict[str, torch.Tensor], fraction: float) -> None:
-        if not 0 < fraction <= 1:
-            raise ValueError(f"the update fraction must be in (0, 1], got {fraction}")
-        self.fraction = fraction
+        self.fraction = _checked(fraction)
         self.original = original
 
     @classmethod
     def remember(cls, module: torch.nn.Module, fraction: float) -> UpdateFraction:
         """Copy ``module``'s weights that training can change (none when the whole update is kept)."""
-        if not 0 < fraction <= 1:
-            raise ValueError(f"the update fraction must be in (0, 1], got {fraction}")
-        if fraction == 1:
+        if _checked(fraction) == 1:
             return cls({}, fraction)
         frozen = {id(parameter) for parameter in _frozen_parameters(module)}
         return cls({name: parameter.detach().clone() for name, parameter in module.named_parameters()
@@ -55,6 +51,12 @@ class UpdateFraction:
                     trained.copy_(original + self.fraction * (trained - original))
                     changed += 1
         return changed
+
+
+def _checked(fraction: float) -> float:
+    if not 0 < fraction <= 1:
+        raise ValueError(f"the update fraction must be in (0, 1], got {fraction}")
+    return fraction
 
 
 def _frozen_parameters(module: torch.nn.Module) -> list[torch.nn.Parameter]:

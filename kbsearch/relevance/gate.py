@@ -121,8 +121,8 @@ def gate_evaluate(*, baseline, candidate, heldout_dir: Path | None, options: Gat
     then always refuses for want of an in-domain set).
     """
     started = time.monotonic()
-    entries = [(IN_DOMAIN, IN_DOMAIN, heldout_dir, "" if heldout_dir else "the training data has no held-out set")]
-    entries = entries if in_domain else []
+    missing = "" if heldout_dir else "the training data has no held-out set"
+    entries = [(IN_DOMAIN, IN_DOMAIN, heldout_dir, missing)] if in_domain else []
     entries += [(name, REGRESSION, path, error) for name, path, error in regression_set_dirs(options.regression_sets)]
     sets = []
     for name, kind, path, error in entries:
