@@ -9,7 +9,12 @@ file was touched within that many seconds, 1 otherwise, with the reason on stder
 
 The path is ``KBSEARCH_HEARTBEAT_FILE`` (default ``/tmp/kbsearch-heartbeat``); the chart mounts an
 emptyDir at /tmp, so the file is per pod and gone with it.
+
+The same scheduler (the project's ``CELERY_BEAT_SCHEDULER``) also makes beat's shutdown safe: Celery
+saves the schedule from its SIGTERM handler, and when the signal lands mid-query that save would
+wait forever for the database connection the interrupted query still holds.
 """
+import logging
 import os
 import sys
 import time
@@ -21,6 +26,8 @@ HEARTBEAT_FILE_ENV = "KBSEARCH_HEARTBEAT_FILE"
 DEFAULT_HEARTBEAT_FILE = "/tmp/kbsearch-heartbeat"
 HEARTBEAT_INTERVAL_SECONDS = 10.0
 DEFAULT_MAX_AGE_SECONDS = 60.0
+
+logger = logging.getLogger(__name__)
 
 
 def heartbeat_path() -> Path:
@@ -62,16 +69,40 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
             self._entry = None
 
 
+def database_connection_busy() -> bool:
+    """Whether Django's default connection is inside a query (psycopg 3 holds its lock meanwhile).
+
+    Beat is single-threaded, so a held lock seen from a signal handler belongs to the query the
+    signal interrupted: waiting for it would wait forever.
+    """
+    from django.db import connection
+
+    lock = getattr(connection.connection, "lock", None)  # None before the first query
+    return lock is not None and lock.locked()
+
+
 def _database_scheduler_class():
     # django_celery_beat's models need Django set up: imported only when beat builds its scheduler.
     from django_celery_beat.schedulers import DatabaseScheduler
 
     class HeartbeatDatabaseScheduler(DatabaseScheduler):
-        """django-celery-beat's DatabaseScheduler that touches the heartbeat file on each tick."""
+        """django-celery-beat's DatabaseScheduler that touches the heartbeat file on each tick and
+        skips a save that would deadlock."""
 
         def tick(self, *args, **kwargs):
             heartbeat_touch()
             return super().tick(*args, **kwargs)
+
+        def sync(self):
+            # Celery's SIGTERM handler calls sync() wherever the main thread was. If that was inside
+            # a query, the save would block on the connection's lock for good (seen in CI: beat hung
+            # until SIGKILL). What is skipped is only the last-run times of entries that ran since
+            # the last save, so after a restart an entry may run once early; syncs are idempotent.
+            if database_connection_busy():
+                logger.warning("beat: schedule not saved on shutdown: the signal interrupted a database "
+                               "query on the same connection, and saving would wait for it forever")
+                return
+            super().sync()
 
     return HeartbeatDatabaseScheduler
 

@@ -340,8 +340,9 @@ CELERY_TASK_ROUTES = {
     "kbsearch.documents.tasks.*": {"queue": "sync"},
 }
 # Schedules live in the database (django-celery-beat), editable in the admin: one per source and
-# kind of sync (connectors.schedules), plus the fixed ones of kbsearch/celery.py.
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# kind of sync (connectors.schedules), plus the fixed ones of kbsearch/celery.py. The scheduler is
+# django-celery-beat's with a heartbeat and a shutdown that cannot deadlock (kbsearch.liveness).
+CELERY_BEAT_SCHEDULER = "kbsearch.liveness:HeartbeatDatabaseScheduler"
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 

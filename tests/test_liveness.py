@@ -6,6 +6,7 @@ import pytest
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from celery.utils.imports import symbol_by_name
+from django.conf import settings
 
 from kbsearch import liveness
 
@@ -51,4 +52,5 @@ def test_the_project_worker_and_beat_carry_the_heartbeat():
     assert liveness.WorkerHeartbeat in app.steps["worker"]
     scheduler = symbol_by_name("kbsearch.liveness:HeartbeatDatabaseScheduler")
     assert issubclass(scheduler, DatabaseScheduler)
-    assert "tick" in vars(scheduler)
+    assert "tick" in vars(scheduler) and "sync" in vars(scheduler)  # heartbeat; shutdown mid-query
+    assert settings.CELERY_BEAT_SCHEDULER == "kbsearch.liveness:HeartbeatDatabaseScheduler"
