@@ -55,6 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     budget.add_argument("--batch-size", type=int)
     budget.add_argument("--learning-rate", type=float)
     budget.add_argument("--scale", type=float, help="1 / temperature of the loss (manage.py train --scale)")
+    budget.add_argument("--negatives", type=int, help="hard negatives per pair (manage.py train --negatives)")
     budget.add_argument("--update-fraction", type=float, help="share of the update kept (manage.py train --update-fraction)")
     budget.add_argument("--also-update-fraction", type=float, metavar="F",
                         help="also measure the trained model pulled back to this share of its update, "
@@ -91,7 +92,8 @@ def default_regression_sets(trained: Path) -> list[Path]:
 def train_arguments(args: argparse.Namespace, snapshot_id: int) -> list[str]:
     """``manage.py train`` arguments for this measurement."""
     arguments = ["--snapshot", str(snapshot_id), "--foreground"]
-    for option in ("max_minutes", "max_steps", "epochs", "batch_size", "learning_rate", "scale", "update_fraction"):
+    for option in ("max_minutes", "max_steps", "epochs", "batch_size", "learning_rate", "scale", "negatives",
+                   "update_fraction"):
         value = getattr(args, option)
         if value is not None:
             arguments += ["--" + option.replace("_", "-"), str(value)]

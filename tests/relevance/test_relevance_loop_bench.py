@@ -27,13 +27,14 @@ def test_regression_sets_default_to_every_other_set(tmp_path):
 
 def test_budget_options_pass_through_and_the_gate_is_skipped_by_default(tmp_path):
     args = loop.parse_args(["--set", str(tmp_path), "--max-minutes", "12", "--batch-size", "32", "--bf16",
-                            "--max-steps", "40", "--scale", "100", "--regression-set", str(tmp_path / "x")])
+                            "--max-steps", "40", "--scale", "100", "--negatives", "3", "--regression-set", str(tmp_path / "x")])
     arguments = loop.train_arguments(args, 7)
     assert arguments[:3] == ["--snapshot", "7", "--foreground"]
     assert ["--max-minutes", "12.0"] == arguments[arguments.index("--max-minutes"):][:2]
     assert ["--max-steps", "40"] == arguments[arguments.index("--max-steps"):][:2]
     assert ["--batch-size", "32"] == arguments[arguments.index("--batch-size"):][:2]
     assert ["--scale", "100.0"] == arguments[arguments.index("--scale"):][:2]
+    assert ["--negatives", "3"] == arguments[arguments.index("--negatives"):][:2]
     assert "--bf16" in arguments and "--no-evaluate" in arguments and "--epochs" not in arguments
     gated = loop.train_arguments(loop.parse_args(["--set", str(tmp_path), "--gate", "--regression-set", "x"]), 7)
     assert "--no-evaluate" not in gated
