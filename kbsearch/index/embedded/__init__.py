@@ -42,7 +42,8 @@ from kbsearch.index.embedded.build import EmbeddedIndexBuild, switch_to_kept
 from kbsearch.index.embedded.generations import FIRST_GENERATION, GenerationFiles, PointerSignature
 from kbsearch.index.embedded.memory import MemoryIndex
 from kbsearch.index.embedded.serving import ServingCopy
-from kbsearch.index.embedded.store import GenerationMissing, GenerationSwitched, IndexStore, split_valid
+from kbsearch.index.embedded.store import GenerationMissing, GenerationSwitched, IndexStore
+from kbsearch.index.vectors import split_valid
 
 logger = logging.getLogger(__name__)
 

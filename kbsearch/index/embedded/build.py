@@ -39,7 +39,8 @@ from kbsearch.index.base import (
 )
 from kbsearch.index.embedded.generations import FIRST_GENERATION, GenerationFiles
 from kbsearch.index.embedded.serving import segment_prepare
-from kbsearch.index.embedded.store import IndexStore, check_vectors, split_valid
+from kbsearch.index.embedded.store import IndexStore
+from kbsearch.index.vectors import check_vectors, split_valid
 
 # Meta key of a kept (never switched to) build: "<live generation>:<its seq caught up to>".
 _KEPT_MARK = "caught_up_with"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kbsearch.index.base import IndexBackendError, IndexChunk, IndexedDocument, IndexMetadata, ItemFailure
+from kbsearch.index.base import IndexBackendError, IndexChunk, IndexedDocument, IndexMetadata
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -85,38 +85,6 @@ class GenerationSwitched(Exception):
 
 class GenerationMissing(Exception):
     """The generation's file is gone (a later rebuild removed it)."""
-
-
-def vector_problem(chunk: IndexChunk, dimension: int) -> str | None:
-    """Why this chunk's vector cannot be stored (wrong size, NaN/inf), or None when it can."""
-    vector = np.asarray(chunk.vector)
-    if vector.shape != (dimension,):
-        return f"vector of shape {vector.shape}, index wants ({dimension},)"
-    if not np.all(np.isfinite(vector)):
-        return "non-finite vector"
-    return None
-
-
-def split_valid(chunks: Sequence[IndexChunk], dimension: int) -> tuple[list[IndexChunk], list[ItemFailure]]:
-    """The chunks that can be stored, and a failure for each one that cannot (never retryable:
-    the same vector fails again)."""
-    valid: list[IndexChunk] = []
-    failures: list[ItemFailure] = []
-    for chunk in chunks:
-        problem = vector_problem(chunk, dimension)
-        if problem is None:
-            valid.append(chunk)
-        else:
-            failures.append(ItemFailure(chunk.chunk_id, chunk.document_id, problem, retryable=False))
-    return valid, failures
-
-
-def check_vectors(chunks: Sequence[IndexChunk], dimension: int) -> None:
-    """Refuse vectors of the wrong size or with NaN/inf before anything is written."""
-    for chunk in chunks:
-        problem = vector_problem(chunk, dimension)
-        if problem is not None:
-            raise IndexBackendError(f"chunk {chunk.chunk_id} has a {problem}")
 
 
 class IndexStore:

@@ -46,8 +46,9 @@ from kbsearch.index.base import (
     IndexMismatch,
     SearchFilters,
 )
+from kbsearch.index.vectors import split_valid
 from kbsearch.index.weaviate import filters as wfilters
-from kbsearch.index.weaviate.batching import check_dimension, raise_unless_deleted, write_chunks
+from kbsearch.index.weaviate.batching import raise_unless_deleted, write_chunks
 from kbsearch.index.weaviate.connection import connect
 from kbsearch.index.weaviate.generations import CatalogState, GenerationCatalog, WeaviateIndexBuild
 from kbsearch.index.weaviate.schema import (
@@ -161,9 +162,7 @@ class WeaviateIndexBackend(BaseIndexBackend):
             return BatchResult(written=0)
 
         def apply(collection, metadata: IndexMetadata) -> BatchResult:
-            refused = check_dimension(chunks, metadata.dimension)
-            refused_ids = {failure.chunk_id for failure in refused}
-            accepted = [chunk for chunk in chunks if chunk.chunk_id not in refused_ids]
+            accepted, refused = split_valid(chunks, metadata.dimension)  # never sent
             result = write_chunks(collection, accepted, page_size=self.page_size, sleep=self.sleep)
             written = [c for c in accepted if c.chunk_id not in {failure.chunk_id for failure in result.failures}]
             siblings = self._rewrite(

@@ -47,19 +47,6 @@ def is_transient(message: str) -> bool:
     return any(marker in lowered for marker in _TRANSIENT_MARKERS)
 
 
-def check_dimension(chunks: Sequence[IndexChunk], dimension: int) -> list[ItemFailure]:
-    """Chunks whose vector cannot go into a generation of ``dimension`` (never sent)."""
-    failures = []
-    for chunk in chunks:
-        shape = np.shape(chunk.vector)
-        if shape != (dimension,):
-            failures.append(ItemFailure(
-                chunk_id=chunk.chunk_id, document_id=chunk.document_id, retryable=False,
-                reason=f"vector shape {shape} does not match the index dimension {dimension}",
-            ))
-    return failures
-
-
 def chunk_object(chunk: IndexChunk) -> DataObject:
     properties = {
         TERMS: " ".join(chunk.terms),

@@ -33,8 +33,9 @@ from kbsearch.index.base import (
     IndexGeneration,
     IndexMetadata,
 )
+from kbsearch.index.vectors import split_valid
 from kbsearch.index.weaviate import schema
-from kbsearch.index.weaviate.batching import check_dimension, write_chunks
+from kbsearch.index.weaviate.batching import write_chunks
 from kbsearch.index.weaviate.schema import BUILDING, READY, GenerationRecord
 
 LOG_PAGE = 1000
@@ -187,11 +188,9 @@ class WeaviateIndexBuild(BaseIndexBuild):
         self._finished = False
 
     def write(self, chunks: Sequence[IndexChunk]) -> BatchResult:
-        refused = check_dimension(chunks, self.metadata.dimension)
-        refused_ids = {failure.chunk_id for failure in refused}
+        accepted, refused = split_valid(chunks, self.metadata.dimension)  # never sent
         result = write_chunks(
-            self.catalog.collection(self.number), [c for c in chunks if c.chunk_id not in refused_ids],
-            page_size=self.backend.page_size, sleep=self.backend.sleep,
+            self.catalog.collection(self.number), accepted, page_size=self.backend.page_size, sleep=self.backend.sleep,
         )
         return BatchResult(written=result.written, failures=tuple(refused) + result.failures)
 

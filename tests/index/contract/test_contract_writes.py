@@ -77,9 +77,14 @@ def test_a_refused_chunk_is_an_item_failure_and_the_rest_is_written(backend):
         chunk(1, 1, "fine page", {"public"}),
         chunk(2, 2, "wrong size", {"public"}, vector=np.ones(DIM + 3, dtype=np.float32) / 3),
         chunk(3, 3, "fine too", {"public"}),
+        chunk(4, 4, "not a number", {"public"}, vector=np.full(DIM, np.nan, dtype=np.float32)),
     ])
     assert result.written == 2
-    assert [(failure.chunk_id, failure.document_id) for failure in result.failures] == [(2, 2)]
+    # Refused before anything is sent (Weaviate would take a NaN and poison its similarities), and
+    # never retried: the same vector fails again.
+    assert [(failure.chunk_id, failure.document_id, failure.retryable) for failure in result.failures] == [
+        (2, 2, False), (4, 4, False),
+    ]
     assert backend.document_ids() == {1, 3}
 
 

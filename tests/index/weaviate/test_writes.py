@@ -39,9 +39,14 @@ def test_transient_failures_are_retried(backend, server):
     assert [len(objects) for _, objects in server.insert_calls[-2:]] == [2, 1]
 
 
-def test_wrong_dimension_is_refused_before_sending(backend, server):
-    result = backend.upsert_chunks([chunk(1, 10, "a", {"public"}, vector=np.ones(3, dtype=np.float32))])
-    assert result.written == 0 and "dimension 8" in result.failures[0].reason
+def test_wrong_dimension_and_non_finite_vectors_are_refused_before_sending(backend, server):
+    result = backend.upsert_chunks([
+        chunk(1, 10, "a", {"public"}, vector=np.ones(3, dtype=np.float32)),
+        chunk(2, 11, "b", {"public"}, vector=np.full(8, np.inf, dtype=np.float32)),
+    ])
+    assert result.written == 0
+    assert [(f.chunk_id, f.retryable) for f in result.failures] == [(1, False), (2, False)]
+    assert "index wants (8,)" in result.failures[0].reason and "non-finite" in result.failures[1].reason
     assert server.insert_calls == []
 
 
