@@ -21,9 +21,9 @@ What the training does, and why:
     good enough); a cancelled run saves nothing.
   * The token embedding table stays frozen by default: it is most of a multilingual model's weights
     and memory (with AdamW's state), and the pairs mention few of its 250k tokens.
-  * LoRA adapters (``lora=LoraParams()``, needs ``peft``) train a few percent of the weights, for
-    e5-base and larger on CPU; they are merged into the weights before saving, so the output
-    loads like any full model.
+  * LoRA adapters (``lora=LoraParams()``, ``embeddings.lora``, needs ``peft``) train a few percent
+    of the weights, for e5-base and larger on CPU; they are merged into the weights before saving,
+    so the output loads like any full model.
 """
 from __future__ import annotations
 
@@ -40,14 +40,13 @@ from pathlib import Path
 from transformers import PrinterCallback, TrainerCallback, set_seed
 
 from embeddings.encoder import PASSAGE_PREFIX, QUERY_PREFIX, configure_torch_threads, model_kwargs_for
+from embeddings.lora import LoraParams, add_lora, merge_lora
 from embeddings.st_build import make_readable, staging_dir
 from embeddings.training_losses import weighted_loss
 from embeddings.update_fraction import UpdateFraction
 
 TRAINING_INFO_FILE = "kbsearch_training.json"
 LOSSES = ("mnrl", "cached_mnrl")
-# The modules LoRA adapts in BERT/XLM-R encoders (e5 small, base and large): attention and MLP.
-LORA_TARGET_MODULES = ("query", "key", "value", "dense")
 
 ProgressCallback = Callable[[int, int, float | None], None]
 
@@ -60,10 +59,6 @@ class TrainingCancelled(Exception):
     """``should_cancel`` said stop; nothing was saved."""
 
 
-class LoraUnavailable(RuntimeError):
-    """LoRA was asked for but the optional ``peft`` package is not installed."""
-
-
 @dataclass(frozen=True)
 class TrainingPair:
     query: str
@@ -71,13 +66,6 @@ class TrainingPair:
     negatives: tuple[str, ...] = ()
     weight: float = 1.0
     document_id: int | str | None = None
-
-
-@dataclass(frozen=True)
-class LoraParams:
-    rank: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -253,7 +241,7 @@ def train_model(
     update = UpdateFraction.remember(model, params.update_fraction)
     if params.lora is not None:
         set_seed(params.seed)  # the adapters start random: seeded, a run can be repeated
-        _add_lora(model, params.lora)
+        add_lora(model, params.lora)
     rows, negatives = _dataset_rows(pairs, params)
     batches_per_epoch = math.ceil(len(pairs) / params.batch_size)
     total_steps = max(1, math.ceil(params.epochs * batches_per_epoch))
@@ -272,7 +260,7 @@ def train_model(
     if control.cancelled:
         raise TrainingCancelled
     if params.lora is not None:
-        _merge_lora(model)
+        merge_lora(model)
     update.apply(model)
     model.max_seq_length = serving_length
     seconds = time.monotonic() - started
@@ -414,37 +402,6 @@ class _BudgetCallback(TrainerCallback):
             if self.on_progress is not None:
                 self.on_progress(state.global_step, self.total_steps, loss)
         return control
-
-
-def _add_lora(model, lora: LoraParams) -> None:
-    try:
-        from peft import LoraConfig
-    except ImportError:
-        raise LoraUnavailable(
-            "LoRA adapters need the optional peft package (pip install peft==0.21.2); "
-            "train without LoRA or install it"
-        ) from None
-    config = LoraConfig(
-        r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-        target_modules=list(LORA_TARGET_MODULES), bias="none",
-    )
-    model.add_adapter(config)
-
-
-def _merge_lora(model) -> None:
-    """Fold the adapters into the base weights and drop them, so the saved model is a plain one."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    transformer = model.transformers_model
-    for name, module in list(transformer.named_modules()):
-        if isinstance(module, BaseTunerLayer):
-            module.merge()
-            parent_name, _, child = name.rpartition(".")
-            parent = transformer.get_submodule(parent_name) if parent_name else transformer
-            setattr(parent, child, module.get_base_layer())
-    for attribute in ("peft_config", "_hf_peft_config_loaded"):
-        if hasattr(transformer, attribute):
-            delattr(transformer, attribute)
 
 
 def _save(model, output_dir: Path, info: dict) -> None:

@@ -9,9 +9,9 @@ from safetensors import safe_open
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
 from embeddings.encoder import Encoder
+from embeddings.lora import LoraUnavailable
 from embeddings.training import (
     TRAINING_INFO_FILE,
-    LoraUnavailable,
     TrainingDataError,
     TrainingPair,
     TrainingParams,
