@@ -126,7 +126,7 @@ def server_command(kind: str, port: int, root: Path = ROOT) -> tuple[list[str], 
                 env["KBSEARCH_WEB_WORKER_CONNECTIONS"] = connections
         command = [sys.executable, "-m", "gunicorn", "-c", str(root / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}"]
         return command, env
-    raise SystemExit(f"unknown server {kind!r}: runserver, gunicorn[:WxT] or gunicorn-nocache[:WxT]")
+    raise SystemExit(f"unknown server {kind!r}: runserver, gunicorn[:WxT[cC]] or gunicorn-nocache[:WxT[cC]]")
 
 
 def start_server(kind: str, port: int, root: Path = ROOT) -> subprocess.Popen:
